@@ -1,0 +1,99 @@
+/**
+ * Sums usage per (customer reference, feature) in place, synchronously: the only structure the
+ * request path touches. Nested maps (id → feature → counter), one per reference kind, because they
+ * cost about a third of a flat map with concatenated keys in time and half in memory
+ * (shared/perf-notes.md), and need no key string built per request.
+ */
+import { addMicros, type Micros } from './decimal.js'
+import { RefKind, type UsageEntry } from './types.js'
+
+interface Counter {
+  micros: Micros
+  /** Epoch ms of the latest usage added. */
+  at: number
+}
+
+type FeatureCounters = Map<string, Counter>
+
+/** Pending usage drained from an aggregator or held by a store, with the age of its oldest part. */
+export interface UsageBatch {
+  entries: UsageEntry[]
+  /** Epoch ms of the earliest usage in the batch; `Infinity` when it is empty. */
+  oldest: number
+}
+
+/** In-memory sums per (reference kind, id, feature). */
+export class Aggregator {
+  #byKind: Array<Map<string, FeatureCounters>> = [new Map(), new Map(), new Map(), new Map()]
+  #size = 0
+  #oldest = Infinity
+
+  /** Distinct (reference, feature) pairs held. */
+  get size (): number { return this.#size }
+
+  /** Epoch ms of the earliest usage held; `Infinity` when empty. */
+  get oldest (): number { return this.#oldest }
+
+  /**
+   * Adds an amount. A pair not yet held is only created while fewer than `capacity` pairs are
+   * held; returns false when it was refused for that reason.
+   */
+  add (kind: RefKind, id: string, feature: string, micros: Micros, at: number, capacity = Infinity): boolean {
+    const ids = this.#byKind[kind]
+    let features = ids.get(id)
+    if (features === undefined) {
+      if (this.#size >= capacity) return false
+      features = new Map()
+      ids.set(id, features)
+    }
+    const counter = features.get(feature)
+    if (counter === undefined) {
+      if (this.#size >= capacity) return false
+      features.set(feature, { micros, at })
+      this.#size++
+      if (at < this.#oldest) this.#oldest = at
+    } else {
+      counter.micros = addMicros(counter.micros, micros)
+      if (at > counter.at) counter.at = at
+    }
+    return true
+  }
+
+  /** Adds every entry of a batch, whatever the capacity: usage already accepted is never refused. */
+  merge (batch: UsageBatch): void {
+    for (const entry of batch.entries) this.add(entry.kind, entry.id, entry.feature, entry.micros, entry.at)
+    if (batch.oldest < this.#oldest) this.#oldest = batch.oldest
+  }
+
+  /**
+   * Hands over everything held and starts afresh. The live maps are swapped for new ones rather
+   * than copied or locked, so recording never waits for a flush.
+   */
+  drain (): UsageBatch {
+    const byKind = this.#byKind
+    const oldest = this.#oldest
+    this.#byKind = [new Map(), new Map(), new Map(), new Map()]
+    this.#size = 0
+    this.#oldest = Infinity
+    const entries: UsageEntry[] = []
+    for (let kind: RefKind = RefKind.Agreement; kind <= RefKind.Org; kind++) {
+      for (const [id, features] of byKind[kind]) {
+        for (const [feature, counter] of features) {
+          entries.push({ kind, id, feature, micros: counter.micros, at: counter.at })
+        }
+      }
+    }
+    return { entries, oldest }
+  }
+
+  /** Total amount held, across all pairs. */
+  total (): Micros {
+    let total: Micros = 0
+    for (const ids of this.#byKind) {
+      for (const features of ids.values()) {
+        for (const counter of features.values()) total = addMicros(total, counter.micros)
+      }
+    }
+    return total
+  }
+}

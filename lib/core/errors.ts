@@ -1,0 +1,65 @@
+/**
+ * Errors with stable codes, so users can branch on `error.code` rather than on messages.
+ * Messages never carry secrets: tokens and the client secret are never interpolated.
+ */
+
+/** Base class of every error this package throws or reports. */
+export class KindeMeteringError extends Error {
+  /** Stable machine-readable code, `KINDE_METERING_…`. */
+  readonly code: string
+
+  constructor (code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
+/** An option passed at registration is missing or invalid; `option` names it. */
+export class InvalidOptionError extends KindeMeteringError {
+  /** The option at fault, as the user wrote it (e.g. `flushInterval`, `routes./search.config.meter`). */
+  readonly option: string
+
+  constructor (option: string, message: string) {
+    super('KINDE_METERING_INVALID_OPTION', `kinde-metering: option "${option}" ${message}`)
+    this.option = option
+  }
+}
+
+/** Kinde answered a request with an error status; `status` and Kinde's error `body` are kept. */
+export class KindeApiError extends KindeMeteringError {
+  /** HTTP status Kinde answered with. */
+  readonly status: number
+  /** Kinde's error body, parsed when it was JSON. */
+  readonly body: unknown
+
+  constructor (what: string, status: number, body: unknown) {
+    super('KINDE_METERING_API_ERROR', `kinde-metering: ${what} failed with HTTP ${status}: ${describeBody(body)}`)
+    this.status = status
+    this.body = body
+  }
+}
+
+/** The M2M token could not be obtained (bad credentials, wrong audience, Kinde unreachable). */
+export class TokenError extends KindeMeteringError {
+  /** HTTP status of the token endpoint's answer, when there was one. */
+  readonly status: number | undefined
+
+  constructor (message: string, status?: number, options?: { cause?: unknown }) {
+    super('KINDE_METERING_TOKEN_ERROR', `kinde-metering: ${message}`, options)
+    this.status = status
+  }
+}
+
+/** A request to Kinde failed without an HTTP answer (refused, reset, timed out). */
+export class KindeNetworkError extends KindeMeteringError {
+  constructor (what: string, cause: unknown) {
+    super('KINDE_METERING_NETWORK_ERROR', `kinde-metering: ${what} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause })
+  }
+}
+
+/** Shortens an error body for a message: Kinde's `errors[].message`/`error_description`, else JSON. */
+function describeBody (body: unknown): string {
+  const text = typeof body === 'string' ? body : JSON.stringify(body)
+  return text === undefined ? '(no body)' : text.slice(0, 500)
+}

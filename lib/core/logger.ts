@@ -1,0 +1,15 @@
+/**
+ * The logger used when the host gives none (the bare core, Express): warnings and errors on
+ * stderr, nothing below. Fastify's plugin passes the app's own logger instead.
+ */
+import type { Logger } from './types.js'
+
+const noop = (): void => {}
+
+/** Writes warn and error entries to the console's error stream. */
+export const consoleLogger: Logger = {
+  debug: noop,
+  info: noop,
+  warn: (obj, msg) => { console.warn(msg, obj) },
+  error: (obj, msg) => { console.error(msg, obj) }
+}

@@ -1,0 +1,275 @@
+/**
+ * The framework-free core: records usage synchronously on the request path, and flushes it to
+ * Kinde on an interval, on demand and at close. Adapters (Fastify, Express) only translate a
+ * finished request into `record()` calls and tie `close()` to their host's lifecycle.
+ */
+import { Aggregator } from './aggregator.js'
+import { addMicros, formatMicros, isZero, toMicros } from './decimal.js'
+import { Delivery } from './delivery.js'
+import { DropReporter } from './drops.js'
+import { SendGate, sleep } from './gate.js'
+import { KindeHttp } from './http.js'
+import { KindeApi } from './kinde-api.js'
+import { consoleLogger } from './logger.js'
+import { resolveConfig, type MeteringConfig, type MeteringOptions } from './options.js'
+import { AgreementResolver } from './resolver.js'
+import { Counters, type FlushOutcome, type MeteringStats } from './stats.js'
+import { MemoryStore, type UsageStore } from './store.js'
+import { TokenProvider } from './token.js'
+import { RefKind, type CustomerRef, type Logger } from './types.js'
+
+/** Longest identifier or feature code accepted from a request; longer ones are refused, not stored. */
+export const MAX_REFERENCE_LENGTH = 256
+
+/** Pending pairs of overflowed usage itemized for `onDrop`; beyond that it is only counted. */
+const OVERFLOW_ITEMIZED = 10_000
+
+/** What `close()` left undelivered. */
+export interface CloseOutcome {
+  /** Records Kinde accepted during the close. */
+  sent: number
+  /** Records reported with reason `shutdown` because `shutdownTimeout` ran out. */
+  dropped: number
+}
+
+/** Meters usage and delivers it to Kinde. One instance per server process. */
+export class Metering {
+  /** The validated configuration. */
+  readonly config: MeteringConfig
+  readonly #logger: Logger
+  readonly #store: UsageStore
+  readonly #local = new Aggregator()
+  readonly #overflow = new Aggregator()
+  readonly #counters = new Counters()
+  readonly #drops: DropReporter
+  readonly #http: KindeHttp
+  readonly #tokens: TokenProvider
+  readonly #resolver: AgreementResolver
+  readonly #delivery: Delivery
+  readonly #timer: NodeJS.Timeout
+  readonly #syncTimer: NodeJS.Timeout | undefined
+  /** Pairs the local aggregator may hold: maxPendingKeys less what the store already holds. */
+  #capacity: number
+  #earlyFlushScheduled = false
+  #overflowLogged = false
+  readonly #invalidLogged = new Set<string>()
+  #current: Promise<FlushOutcome> | undefined
+  #next: Promise<FlushOutcome> | undefined
+  #closing: Promise<CloseOutcome> | undefined
+  #closed = false
+  #shutdownDeadline = Infinity
+
+  /**
+   * @throws InvalidOptionError when an option is missing or invalid.
+   */
+  constructor (options: MeteringOptions<any>) {
+    this.config = resolveConfig(options)
+    this.#logger = options.logger ?? consoleLogger
+    this.#store = options.store ?? new MemoryStore()
+    this.#capacity = this.config.maxPendingKeys
+    this.#http = new KindeHttp(this.config.origin, { connections: this.config.concurrency, timeout: this.config.requestTimeout })
+    this.#tokens = new TokenProvider(this.config, this.#http)
+    const api = new KindeApi(this.#http, this.#tokens)
+    this.#resolver = new AgreementResolver(api, this.config)
+    this.#drops = new DropReporter(this.#counters, this.#logger, this.config.onDrop, this.config.agreementCacheTtl)
+    this.#delivery = new Delivery(this.config, api, this.#resolver, new SendGate(this.config.maxRequestsPerSecond),
+      this.#counters, this.#drops, this.#logger)
+    // Timers never keep the process alive, and are re-armed after each run so runs never overlap.
+    this.#timer = setTimeout(() => { void this.#timedFlush() }, this.config.flushInterval).unref()
+    const syncInterval = this.#store.syncInterval
+    if (syncInterval !== undefined) {
+      this.#syncTimer = setInterval(() => { void this.#sync() }, syncInterval).unref()
+    }
+  }
+
+  /**
+   * Records `value` units of `feature` for `customer`. Synchronous, no I/O: safe on the request
+   * path. Never throws: a bad value or customer is counted, logged once per origin and feature,
+   * and refused (false).
+   * @param origin where the usage came from (a route), for the log line of a refused value.
+   */
+  record (customer: CustomerRef, feature: string, value: number, origin = ''): boolean {
+    if (this.#closed) {
+      this.#counters.refused.afterClose++
+      return false
+    }
+    const micros = toMicros(value)
+    if (micros === -1) return this.#refuse('invalidValue', origin, feature, `meter value must be a finite number >= 0, got ${String(value)}`)
+    let kind: RefKind
+    let id: unknown
+    if (customer === null || typeof customer !== 'object') {
+      return this.#refuse('invalidCustomer', origin, feature, 'customer must be an object such as { agreementId }')
+    } else if ((id = (customer as { agreementId?: unknown }).agreementId) !== undefined) kind = RefKind.Agreement
+    else if ((id = (customer as { userId?: unknown }).userId) !== undefined) kind = RefKind.User
+    else if ((id = (customer as { orgCode?: unknown }).orgCode) !== undefined) kind = RefKind.Org
+    else {
+      id = (customer as { customerId?: unknown }).customerId
+      kind = RefKind.Customer
+    }
+    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_REFERENCE_LENGTH ||
+      typeof feature !== 'string' || feature.length === 0 || feature.length > MAX_REFERENCE_LENGTH) {
+      return this.#refuse('invalidCustomer', origin, feature,
+        `customer must name one of agreementId, customerId, userId or orgCode, and feature be a string, each of 1 to ${MAX_REFERENCE_LENGTH} characters`)
+    }
+    if (isZero(micros)) return true
+    const now = Date.now()
+    if (!this.#local.add(kind, id, feature, micros, now, this.#capacity)) {
+      if (!this.#overflow.add(kind, id, feature, micros, now, OVERFLOW_ITEMIZED)) this.#counters.dropped.overflow.add(1, micros)
+    }
+    if (this.#local.size >= this.#capacity && !this.#earlyFlushScheduled) {
+      this.#earlyFlushScheduled = true
+      // Flushing frees room; it starts after this request, never inside it.
+      setImmediate(() => { void this.flush() })
+    }
+    return true
+  }
+
+  /**
+   * Counts a request whose `customer` function threw or rejected; logged once per origin.
+   * Adapters call it so the failure never reaches the request.
+   */
+  customerFailed (error: unknown, origin = ''): void {
+    this.#counters.refused.customerError++
+    const key = `customerError\n${origin}`
+    if (this.#invalidLogged.has(key)) return
+    this.#invalidLogged.add(key)
+    this.#logger.error({ err: error, origin }, 'kinde-metering: the customer function threw; the request was not metered')
+  }
+
+  /**
+   * Delivers everything pending now. Flushes never overlap: called during one, it waits for it and
+   * runs another, so usage recorded before the call is included. Never rejects.
+   */
+  flush (): Promise<FlushOutcome> {
+    if (this.#current === undefined) return this.#startFlush()
+    this.#next ??= this.#current.then(() => {
+      this.#next = undefined
+      return this.#startFlush()
+    })
+    return this.#next
+  }
+
+  /** A snapshot of pending, sent and dropped usage; cheap enough to serve from a health route. */
+  stats (): MeteringStats {
+    const held = this.#store.pending()
+    const oldest = Math.min(held.oldest, this.#local.oldest)
+    return {
+      pending: { keys: held.keys + this.#local.size, units: formatMicros(addMicros(held.micros, this.#local.total())) },
+      oldestPendingAgeMs: oldest === Infinity ? 0 : Date.now() - oldest,
+      inFlight: this.#counters.inFlight,
+      sent: this.#counters.sent.toJSON(),
+      retried: this.#counters.retried,
+      failures: { ...this.#counters.failures },
+      dropped: this.#counters.droppedJSON(),
+      refused: { ...this.#counters.refused },
+      lookups: { ...this.#resolver.lookups },
+      tokensFetched: this.#tokens.fetched,
+      lastFlush: this.#counters.lastFlush
+    }
+  }
+
+  /**
+   * Stops the timers and delivers what is pending, retrying until `shutdownTimeout`; then reports
+   * what remains with reason `shutdown`. Idempotent: later calls return the same promise.
+   * Recording after close is counted, not thrown.
+   */
+  close (): Promise<CloseOutcome> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close (): Promise<CloseOutcome> {
+    this.#closed = true
+    clearTimeout(this.#timer)
+    clearInterval(this.#syncTimer)
+    this.#shutdownDeadline = Date.now() + this.config.shutdownTimeout
+    const outcome: CloseOutcome = { sent: 0, dropped: 0 }
+    for (let round = 0; ; round++) {
+      const flushed = await this.flush()
+      outcome.sent += flushed.sent
+      // A shared store keeps what remains for the rest of the fleet.
+      if (this.#store.shared === true || this.stats().pending.keys === 0) break
+      const pause = Math.min(this.config.retry.maxDelay, this.config.retry.baseDelay * 2 ** round)
+      if (Date.now() + pause >= this.#shutdownDeadline) break
+      await sleep(pause)
+    }
+    if (this.#store.shared !== true) outcome.dropped = await this.#dropRemaining()
+    await this.#store.close?.()
+    await this.#http.close()
+    return outcome
+  }
+
+  /** Reports everything still pending once shutdownTimeout ran out. */
+  async #dropRemaining (): Promise<number> {
+    const remaining = await this.#store.take()
+    const entries = remaining?.entries ?? []
+    this.#drops.report(entries.map(entry => ({ entry })), 'shutdown')
+    await this.#store.settle()
+    return entries.length
+  }
+
+  #startFlush (): Promise<FlushOutcome> {
+    const flush = this.#runFlush().finally(() => {
+      if (this.#current === flush) this.#current = undefined
+    })
+    this.#current = flush
+    return flush
+  }
+
+  async #runFlush (): Promise<FlushOutcome> {
+    const startedAt = Date.now()
+    const outcome: FlushOutcome = { startedAt, durationMs: 0, sent: 0, pending: 0, dropped: 0, delivered: false }
+    try {
+      this.#reportOverflow()
+      await this.#sync()
+      const batch = await this.#store.take()
+      if (batch !== undefined) {
+        outcome.delivered = true
+        const flushDeadline = startedAt + this.config.flushInterval
+        const result = await this.#delivery.deliver(batch, () => Math.min(flushDeadline, this.#shutdownDeadline))
+        outcome.sent = result.sent
+        outcome.dropped = result.dropped
+        outcome.pending = result.leftover.entries.length
+        if (outcome.pending > 0) await this.#store.putBack(result.leftover)
+        await this.#store.settle()
+      }
+    } catch (error) {
+      outcome.error = (error as Error).message
+      this.#logger.error({ err: error }, 'kinde-metering: flush failed; pending usage is kept for the next one')
+    }
+    this.#capacity = Math.max(0, this.config.maxPendingKeys - this.#store.pending().keys)
+    this.#earlyFlushScheduled = false
+    outcome.durationMs = Date.now() - startedAt
+    this.#counters.lastFlush = outcome
+    this.#logger.debug({ ...outcome }, 'kinde-metering: flush')
+    return outcome
+  }
+
+  async #timedFlush (): Promise<void> {
+    await this.flush()
+    if (!this.#closed) this.#timer.refresh()
+  }
+
+  /** Moves what was recorded locally into the store. */
+  async #sync (): Promise<void> {
+    const batch = this.#local.drain()
+    if (batch.entries.length > 0) await this.#store.add(batch)
+  }
+
+  /** Reports usage refused for want of room since the last flush: once per flush, never silently. */
+  #reportOverflow (): void {
+    const itemized = this.#overflow.drain()
+    if (itemized.entries.length === 0) return
+    this.#drops.report(itemized.entries.map(entry => ({ entry })), 'overflow')
+  }
+
+  #refuse (counter: 'invalidValue' | 'invalidCustomer', origin: string, feature: string, message: string): false {
+    this.#counters.refused[counter]++
+    const key = `${counter}\n${origin}\n${String(feature)}`
+    if (!this.#invalidLogged.has(key) && this.#invalidLogged.size < 1000) {
+      this.#invalidLogged.add(key)
+      this.#logger.warn({ origin, feature }, `kinde-metering: usage not recorded: ${message}`)
+    }
+    return false
+  }
+}

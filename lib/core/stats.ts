@@ -1,0 +1,97 @@
+/**
+ * Counters of everything that happened to usage, kept by the core and read through `stats()`.
+ */
+import { addMicros, formatMicros, type Micros } from './decimal.js'
+import type { DropReason } from './types.js'
+
+/** Records and units of one kind of outcome. */
+export interface Tally {
+  /** Records (or, for overflow, recordings) counted. */
+  records: number
+  /** Their exact total, as a decimal string. */
+  units: string
+}
+
+/** Outcome of the latest flush. */
+export interface FlushOutcome {
+  /** Epoch ms the flush started. */
+  startedAt: number
+  /** Milliseconds it took. */
+  durationMs: number
+  /** Records Kinde accepted. */
+  sent: number
+  /** Records left pending for a later flush (failed, or not reached before the deadline). */
+  pending: number
+  /** Records reported as dropped. */
+  dropped: number
+  /** Whether this instance delivered (false when a shared store's other instance did). */
+  delivered: boolean
+  /** What went wrong, when something did. */
+  error?: string
+}
+
+/** A snapshot of the metering state, from `stats()`. */
+export interface MeteringStats {
+  /** Usage recorded and not yet delivered: distinct (customer, feature) pairs and total units. */
+  pending: { keys: number, units: string }
+  /** Milliseconds since the oldest pending usage was recorded; 0 when nothing is pending. */
+  oldestPendingAgeMs: number
+  /** Sends to Kinde under way. */
+  inFlight: number
+  /** Records and units Kinde accepted. */
+  sent: Tally
+  /** Send attempts repeated after a failure. */
+  retried: number
+  /** Failed sends, by class (see the `ambiguous` option for the last). */
+  failures: { notApplied: number, rejected: number, unauthorized: number, ambiguous: number }
+  /** Usage reported through `onDrop`, by reason. */
+  dropped: Record<DropReason, Tally>
+  /** Recordings refused at the request: bad meter value, bad or failing customer, after close. */
+  refused: { invalidValue: number, invalidCustomer: number, customerError: number, afterClose: number }
+  /** Look-ups sent to Kinde to resolve customers. */
+  lookups: { users: number, organizations: number, agreements: number }
+  /** M2M tokens fetched. */
+  tokensFetched: number
+  /** The latest flush, or null before the first. */
+  lastFlush: FlushOutcome | null
+}
+
+/** A mutable tally in micros. */
+class MicroTally {
+  records = 0
+  micros: Micros = 0
+
+  add (records: number, micros: Micros): void {
+    this.records += records
+    this.micros = addMicros(this.micros, micros)
+  }
+
+  toJSON (): Tally {
+    return { records: this.records, units: formatMicros(this.micros) }
+  }
+}
+
+/** The core's live counters. */
+export class Counters {
+  inFlight = 0
+  retried = 0
+  readonly sent = new MicroTally()
+  readonly failures = { notApplied: 0, rejected: 0, unauthorized: 0, ambiguous: 0 }
+  readonly dropped: Record<DropReason, MicroTally> = {
+    rejected: new MicroTally(),
+    ambiguous: new MicroTally(),
+    no_agreement: new MicroTally(),
+    overflow: new MicroTally(),
+    shutdown: new MicroTally()
+  }
+
+  readonly refused = { invalidValue: 0, invalidCustomer: 0, customerError: 0, afterClose: 0 }
+  lastFlush: FlushOutcome | null = null
+
+  /** The dropped tallies as plain numbers and strings. */
+  droppedJSON (): Record<DropReason, Tally> {
+    const out = {} as Record<DropReason, Tally>
+    for (const reason of Object.keys(this.dropped) as DropReason[]) out[reason] = this.dropped[reason].toJSON()
+    return out
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * kinde-metering: turns API traffic into billed usage in Kinde.
+ *
+ * The default export is the Fastify plugin; the framework-free core ({@link Metering}) is
+ * exported for other hosts.
+ */
+import { kindeMetering } from './fastify.js'
+
+export { kindeMetering }
+export type { KindeMeteringOptions, RouteMeter } from './fastify.js'
+export { Metering, MAX_REFERENCE_LENGTH } from './core/metering.js'
+export type { CloseOutcome } from './core/metering.js'
+export type { MeteringOptions, AmbiguousPolicy, AccessTokenSource } from './core/options.js'
+export type { CustomerRef, DropReason, DroppedRecord, OnDrop, Logger, UsageEntry } from './core/types.js'
+export { RefKind } from './core/types.js'
+export type { MeteringStats, FlushOutcome, Tally } from './core/stats.js'
+export type { UsageStore, StorePending } from './core/store.js'
+export { MemoryStore } from './core/store.js'
+export type { UsageBatch } from './core/aggregator.js'
+export type { BuiltInValue, MeterSpec } from './route-meter.js'
+export { KindeMeteringError, InvalidOptionError, KindeApiError, TokenError, KindeNetworkError } from './core/errors.js'
+export { formatMicros, parseMicros, toMicros, addMicros, MICROS_PER_UNIT } from './core/decimal.js'
+export type { Micros } from './core/decimal.js'
+
+export default kindeMetering

@@ -1,0 +1,48 @@
+import t from 'tap'
+import { Aggregator } from '../lib/core/aggregator.js'
+import { formatMicros } from '../lib/core/decimal.js'
+import { RefKind } from '../lib/core/types.js'
+
+t.test('sums per (kind, id, feature) and keeps the latest timestamp', async t => {
+  const agg = new Aggregator()
+  agg.add(RefKind.Agreement, 'a1', 'searches', 1_000_000, 10)
+  agg.add(RefKind.Agreement, 'a1', 'searches', 2_000_000, 30)
+  agg.add(RefKind.Agreement, 'a1', 'searches', 1_000_000, 20)
+  agg.add(RefKind.User, 'a1', 'searches', 5_000_000, 5)
+  agg.add(RefKind.Agreement, 'a1', 'tokens', 7_000_000, 40)
+  t.equal(agg.size, 3)
+  t.equal(agg.oldest, 5)
+  t.equal(formatMicros(agg.total()), '16')
+  const { entries, oldest } = agg.drain()
+  t.equal(oldest, 5)
+  t.same(entries, [
+    { kind: RefKind.Agreement, id: 'a1', feature: 'searches', micros: 4_000_000, at: 30 },
+    { kind: RefKind.Agreement, id: 'a1', feature: 'tokens', micros: 7_000_000, at: 40 },
+    { kind: RefKind.User, id: 'a1', feature: 'searches', micros: 5_000_000, at: 5 }
+  ])
+  t.equal(agg.size, 0, 'drain starts afresh')
+  t.equal(agg.oldest, Infinity)
+})
+
+t.test('capacity refuses new pairs but never existing ones', async t => {
+  const agg = new Aggregator()
+  t.ok(agg.add(RefKind.Org, 'o1', 'f', 1, 1, 2))
+  t.ok(agg.add(RefKind.Org, 'o1', 'g', 1, 1, 2))
+  t.notOk(agg.add(RefKind.Org, 'o1', 'h', 1, 1, 2), 'new feature of a known id')
+  t.notOk(agg.add(RefKind.Org, 'o2', 'f', 1, 1, 2), 'new id')
+  t.ok(agg.add(RefKind.Org, 'o1', 'f', 1, 1, 2), 'existing pair keeps summing')
+  t.equal(agg.size, 2)
+})
+
+t.test('merge adds a drained batch back, whatever the capacity', async t => {
+  const a = new Aggregator()
+  a.add(RefKind.Customer, 'c1', 'f', 1, 100)
+  const b = new Aggregator()
+  b.add(RefKind.Customer, 'c1', 'f', 2, 50)
+  b.merge(a.drain())
+  const { entries, oldest } = b.drain()
+  t.same(entries, [{ kind: RefKind.Customer, id: 'c1', feature: 'f', micros: 3, at: 100 }])
+  t.equal(oldest, 50)
+  b.merge({ entries: [], oldest: 7 })
+  t.equal(b.oldest, 7)
+})
