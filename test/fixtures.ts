@@ -1,0 +1,53 @@
+/**
+ * Shared set-up for tests: an emulator with a few customers, and a metered Fastify app on it.
+ */
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { kindeMetering, type KindeMeteringOptions } from '../lib/index.js'
+import { startKindeEmulator, type EmulatorOptions, type KindeEmulator } from '../lib/testing.js'
+
+/** Features every emulated agreement includes. */
+export const FEATURES = ['searches', 'egress_bytes', 'renders', 'cpu_ms', 'llm_tokens', 'request_bytes']
+
+/** An emulator with agreements `agr_1` … `agr_n` (customers `cus_1` …), closed at teardown. */
+export async function emulator (t: Test, options: EmulatorOptions & { customers?: number } = {}): Promise<KindeEmulator> {
+  const count = options.customers ?? 3
+  const agreements = Array.from({ length: count }, (_, i) => ({ id: `agr_${i + 1}`, customerId: `cus_${i + 1}`, features: FEATURES }))
+  const kinde = await startKindeEmulator({ agreements, ...options })
+  t.teardown(() => kinde.close())
+  return kinde
+}
+
+/** Options that point the plugin at the emulator, bill the agreement in header `x-agreement`, and never flush on their own. */
+export function pluginOptions (kinde: KindeEmulator, extra: KindeMeteringOptions = {}): KindeMeteringOptions {
+  return {
+    domain: kinde.url,
+    clientId: kinde.clientId,
+    clientSecret: kinde.clientSecret,
+    customer: request => {
+      const id = request.headers['x-agreement']
+      return typeof id === 'string' ? { agreementId: id } : undefined
+    },
+    flushInterval: 3_600_000,
+    retry: { baseDelay: 1, maxDelay: 5 },
+    ...extra
+  }
+}
+
+/** A Fastify app with the plugin registered (closed at teardown) and no logger output. */
+export async function meteredApp (t: Test, kinde: KindeEmulator, extra: KindeMeteringOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(kindeMetering, pluginOptions(kinde, extra))
+  return app
+}
+
+/** A logger that keeps what it is given, for assertions. */
+export function memoryLogger (): { entries: Array<{ level: string, obj: any, msg?: string }>, logger: any } {
+  const entries: Array<{ level: string, obj: any, msg?: string }> = []
+  const at = (level: string) => (obj: any, msg?: string) => { entries.push({ level, obj, msg }) }
+  const logger: any = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), fatal: at('fatal'), trace: at('trace') }
+  logger.child = () => logger
+  logger.level = 'trace'
+  return { entries, logger }
+}
