@@ -1,0 +1,16 @@
+/**
+ * Test helpers for kinde-metering users: `kinde-metering/testing`.
+ * @module
+ */
+export { startKindeEmulator, EMULATOR_USER_AUDIENCE } from './testing/emulator.js'
+export type {
+  EmulatorAgreement,
+  EmulatorOptions,
+  EmulatorOrganization,
+  EmulatorUser,
+  FaultEndpoint,
+  FaultSpec,
+  InjectedFault,
+  KindeEmulator,
+  ReceivedRecord,
+} from './testing/emulator.js'
