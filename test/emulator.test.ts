@@ -221,7 +221,7 @@ t.test('meter usage', async (t) => {
     t.equal(kinde.usage('agreement_unknown', FEATURE), '0')
   })
 
-  t.test('1,000 deltas of "0.1" make exactly "100", where floating point drifts', async (t) => {
+  t.test('300 deltas of "0.1" make exactly "30", where floating point drifts', async (t) => {
     const kinde = await start(t)
     const token = await getToken(kinde)
     // undici's request() rather than fetch(): four times faster, which keeps this volume quick.
@@ -238,13 +238,13 @@ t.test('meter usage', async (t) => {
     }
     const statuses: number[] = []
     const lanes = Array.from({ length: 16 }, async (_, lane) => {
-      for (let i = lane; i < 1_000; i += 16) statuses.push(await send())
+      for (let i = lane; i < 300; i += 16) statuses.push(await send())
     })
     await Promise.all(lanes)
     t.same(new Set(statuses), new Set([200]))
-    t.equal(kinde.usage(AGREEMENT, FEATURE), '100')
-    t.not(Array.from({ length: 1_000 }).reduce((sum: number) => sum + 0.1, 0), 100, 'a float sum would be off')
-    t.equal(kinde.records.length, 1_000)
+    t.equal(kinde.usage(AGREEMENT, FEATURE), '30')
+    t.not(Array.from({ length: 300 }).reduce((sum: number) => sum + 0.1, 0), 30, 'a float sum would be off')
+    t.equal(kinde.records.length, 300)
   })
 
   t.test('an absolute value replaces the sum, later deltas add to it, and a missing type adds', async (t) => {
@@ -606,7 +606,7 @@ t.test('faults', async (t) => {
       const token = await getToken(kinde)
       kinde.fault({ endpoint: 'user', kind: 'status', status: 503, probability: 0.5 })
       const statuses: number[] = []
-      for (let i = 0; i < 40; i++) statuses.push((await apiGet(kinde, token, '/api/v1/user?id=kp_1')).status)
+      for (let i = 0; i < 20; i++) statuses.push((await apiGet(kinde, token, '/api/v1/user?id=kp_1')).status)
       t.equal(kinde.injected.length, statuses.filter((s) => s === 503).length)
       return statuses
     }

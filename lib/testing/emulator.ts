@@ -153,7 +153,11 @@ export interface KindeEmulator {
   calls: Record<string, number>
   /** Faults injected so far, in order, so tests can bound over- and under-counting. */
   injected: InjectedFault[]
-  /** Adds a fault rule; rules are tried in the order added and the first that hits wins. */
+  /**
+   * Adds a fault rule; rules are tried in the order added and the first that hits wins. Faults
+   * strike before authentication, as at a gateway, and after the rate limiter, whose 429s are not
+   * listed in {@link injected}.
+   */
   fault(spec: FaultSpec): void
   /** Removes every fault rule. */
   clearFaults(): void
