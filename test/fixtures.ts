@@ -3,7 +3,7 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
-import { kindeMetering, type KindeMeteringOptions } from '../lib/index.js'
+import { kindeMetering, Metering, type KindeMeteringOptions, type MeteringOptions } from '../lib/index.js'
 import { startKindeEmulator, type EmulatorOptions, type KindeEmulator } from '../lib/testing.js'
 
 /** Features every emulated agreement includes. */
@@ -50,4 +50,19 @@ export function memoryLogger (): { entries: Array<{ level: string, obj: any, msg
   logger.child = () => logger
   logger.level = 'trace'
   return { entries, logger }
+}
+
+/** A bare core pointed at the emulator, never flushing on its own, quiet; closed at teardown. */
+export function coreOn (t: Test, kinde: KindeEmulator, extra: Partial<MeteringOptions> = {}): Metering {
+  const core = new Metering({
+    domain: kinde.url,
+    clientId: kinde.clientId,
+    clientSecret: kinde.clientSecret,
+    flushInterval: 3_600_000,
+    retry: { baseDelay: 1, maxDelay: 5 },
+    logger: memoryLogger().logger,
+    ...extra
+  })
+  t.teardown(() => core.close())
+  return core
 }

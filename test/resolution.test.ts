@@ -1,33 +1,16 @@
 import t from 'tap'
-import type { Test } from 'tap'
-import { Metering, type DroppedRecord, type DropReason } from '../lib/index.js'
-import { emulator, memoryLogger } from './fixtures.js'
-import type { KindeEmulator } from '../lib/testing.js'
+import type { DroppedRecord, DropReason } from '../lib/index.js'
+import { coreOn, emulator, memoryLogger } from './fixtures.js'
 
 const past = '2020-01-01T00:00:00.000Z'
 const future = '2999-01-01T00:00:00.000Z'
-
-/** A bare core pointed at the emulator; closed at teardown. */
-function metering (t: Test, kinde: KindeEmulator, extra: Partial<ConstructorParameters<typeof Metering>[0]> = {}): Metering {
-  const core = new Metering({
-    domain: kinde.url,
-    clientId: kinde.clientId,
-    clientSecret: kinde.clientSecret,
-    flushInterval: 3_600_000,
-    retry: { baseDelay: 1, maxDelay: 5 },
-    logger: memoryLogger().logger,
-    ...extra
-  })
-  t.teardown(() => core.close())
-  return core
-}
 
 t.test('the four ways to name a customer each bill the right agreement', async t => {
   const kinde = await emulator(t, {
     users: [{ id: 'kp_ada', customerId: 'cus_1' }],
     organizations: [{ code: 'org_acme', customerId: 'cus_2' }]
   })
-  const core = metering(t, kinde)
+  const core = coreOn(t, kinde)
   core.record({ agreementId: 'agr_3' }, 'searches', 1)
   core.record({ customerId: 'cus_3' }, 'searches', 2)
   core.record({ userId: 'kp_ada' }, 'searches', 3)
@@ -45,7 +28,7 @@ t.test('pagination is followed and an expired agreement listed first is passed o
   for (let i = 0; i < 150; i++) kinde.addAgreement({ id: `old_${String(i).padStart(3, '0')}`, customerId: 'cus_big', features: ['searches'], expiresOn: past })
   kinde.addAgreement({ id: 'agr_other_feature', customerId: 'cus_big', features: ['renders'] })
   kinde.addAgreement({ id: 'agr_current', customerId: 'cus_big', features: ['searches'], expiresOn: future })
-  const core = metering(t, kinde)
+  const core = coreOn(t, kinde)
   core.record({ customerId: 'cus_big' }, 'searches', 5)
   await core.flush()
   t.equal(kinde.usage('agr_current', 'searches'), '5')
@@ -54,7 +37,7 @@ t.test('pagination is followed and an expired agreement listed first is passed o
 
 t.test('concurrent look-ups of one key are coalesced into one request', async t => {
   const kinde = await emulator(t, { users: [{ id: 'kp_new', customerId: 'cus_1' }], organizations: [{ code: 'org_x', customerId: 'cus_1' }] })
-  const core = metering(t, kinde)
+  const core = coreOn(t, kinde)
   // One new user, 100 features in one flush: 100 sends resolve the same user at once.
   const features = Array.from({ length: 100 }, (_, i) => `f${i}`)
   kinde.addAgreement({ id: 'agr_many', customerId: 'cus_9', features })
@@ -73,7 +56,7 @@ t.test('concurrent look-ups of one key are coalesced into one request', async t 
 
 t.test('look-ups are cached for the TTL, then asked again', async t => {
   const kinde = await emulator(t, { users: [{ id: 'kp_ada', customerId: 'cus_1' }] })
-  const cached = metering(t, kinde)
+  const cached = coreOn(t, kinde)
   for (let i = 0; i < 5; i++) {
     cached.record({ userId: 'kp_ada' }, 'searches', 1)
     await cached.flush()
@@ -82,7 +65,7 @@ t.test('look-ups are cached for the TTL, then asked again', async t => {
   t.equal(kinde.calls.agreements, 1)
   t.equal(kinde.usage('agr_1', 'searches'), '5')
 
-  const expiring = metering(t, kinde, { agreementCacheTtl: 1 })
+  const expiring = coreOn(t, kinde, { agreementCacheTtl: 1 })
   expiring.record({ userId: 'kp_ada' }, 'searches', 1)
   await expiring.flush()
   // The user moves to another customer; after the TTL new usage follows.
@@ -96,7 +79,7 @@ t.test('look-ups are cached for the TTL, then asked again', async t => {
 
 t.test('a stale answer is served while its refresh fails', async t => {
   const kinde = await emulator(t, { users: [{ id: 'kp_ada', customerId: 'cus_1' }] })
-  const core = metering(t, kinde, { agreementCacheTtl: 1 })
+  const core = coreOn(t, kinde, { agreementCacheTtl: 1 })
   core.record({ userId: 'kp_ada' }, 'searches', 1)
   await core.flush()
   kinde.fault({ endpoint: 'user', kind: 'status', status: 503, times: 10 })
@@ -112,7 +95,7 @@ t.test('a stale answer is served while its refresh fails', async t => {
 t.test('look-up failures leave the usage pending; nothing is lost', async t => {
   const kinde = await emulator(t, { users: [{ id: 'kp_ada', customerId: 'cus_1' }], organizations: [{ code: 'org_acme', customerId: 'cus_2' }] })
   const { entries, logger } = memoryLogger()
-  const core = metering(t, kinde, { logger })
+  const core = coreOn(t, kinde, { logger })
   kinde.fault({ endpoint: 'user', kind: 'status', status: 429, rateLimitReset: 0 })
   kinde.fault({ endpoint: 'organization', kind: 'reset' })
   core.record({ userId: 'kp_ada' }, 'searches', 2)
@@ -138,7 +121,7 @@ t.test('no agreement: reported once per reference and feature per TTL, never ret
   kinde.addAgreement({ id: 'agr_lapsed', customerId: 'cus_lapsed', features: ['searches'], expiresOn: past })
   const drops: Array<{ records: DroppedRecord[], reason: DropReason }> = []
   const { entries, logger } = memoryLogger()
-  const core = metering(t, kinde, { logger, onDrop: (records, reason) => drops.push({ records, reason }) })
+  const core = coreOn(t, kinde, { logger, onDrop: (records, reason) => drops.push({ records, reason }) })
   const round = async (): Promise<void> => {
     core.record({ userId: 'kp_free' }, 'searches', 1)
     core.record({ userId: 'kp_lapsed' }, 'searches', 2)
@@ -169,7 +152,7 @@ t.test('no agreement: reported once per reference and feature per TTL, never ret
 t.test('a later agreement bills new usage once the TTL has passed', async t => {
   const kinde = await emulator(t, { users: [{ id: 'kp_trial' }] })
   const drops: DropReason[] = []
-  const core = metering(t, kinde, { agreementCacheTtl: 1, onDrop: (_records, reason) => drops.push(reason) })
+  const core = coreOn(t, kinde, { agreementCacheTtl: 1, onDrop: (_records, reason) => drops.push(reason) })
   core.record({ userId: 'kp_trial' }, 'searches', 1)
   await core.flush()
   t.same(drops, ['no_agreement'])
@@ -182,7 +165,7 @@ t.test('a later agreement bills new usage once the TTL has passed', async t => {
 
 t.test('identifiers from requests are bounded: oversized or mistyped references are refused and counted', async t => {
   const kinde = await emulator(t)
-  const core = metering(t, kinde)
+  const core = coreOn(t, kinde)
   t.notOk(core.record({ userId: 'u'.repeat(257) }, 'searches', 1))
   t.notOk(core.record({ orgCode: 42 } as any, 'searches', 1))
   t.notOk(core.record({ customerId: '' }, 'searches', 1))
