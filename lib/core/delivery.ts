@@ -72,12 +72,13 @@ export class Delivery {
   /**
    * Delivers a batch, retrying sends that failed until the retry attempts or `deadline()`
    * (epoch ms, read again before every wait) run out.
+   * @param onDelivered called with the entries of each record as soon as Kinde accepted it.
    */
-  async deliver (batch: UsageBatch, deadline: () => number): Promise<DeliveryResult> {
+  async deliver (batch: UsageBatch, deadline: () => number, onDelivered?: (entries: UsageEntry[]) => void): Promise<DeliveryResult> {
     const result: DeliveryResult = { sent: 0, dropped: 0, leftover: { entries: [], oldest: batch.oldest }, delivered: [] }
     const items = await this.#resolve(batch.entries, result)
     const problems = new Set<string>()
-    await forEachLimited(items, this.#config.concurrency, item => this.#send(item, deadline, result, problems))
+    await forEachLimited(items, this.#config.concurrency, item => this.#send(item, deadline, result, problems, onDelivered))
     if (result.leftover.entries.length === 0) result.leftover.oldest = Infinity
     return result
   }
@@ -122,7 +123,8 @@ export class Delivery {
     return [...items.values()]
   }
 
-  async #send (item: SendItem, deadline: () => number, result: DeliveryResult, problems: Set<string>): Promise<void> {
+  async #send (item: SendItem, deadline: () => number, result: DeliveryResult, problems: Set<string>,
+    onDelivered: ((entries: UsageEntry[]) => void) | undefined): Promise<void> {
     const record: MeterUsageRecord = {
       customer_agreement_id: item.agreementId,
       billing_feature_code: item.feature,
@@ -140,6 +142,7 @@ export class Delivery {
         this.#counters.sent.add(1, item.micros)
         result.sent++
         result.delivered.push(...item.sources)
+        onDelivered?.(item.sources)
         return
       }
       if (this.#settleFailure(item, outcome, result, problems)) return

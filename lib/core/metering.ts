@@ -74,11 +74,16 @@ export class Metering {
     this.#drops = new DropReporter(this.#counters, this.#logger, this.config.onDrop, this.config.agreementCacheTtl)
     this.#delivery = new Delivery(this.config, api, this.#resolver, new SendGate(this.config.maxRequestsPerSecond),
       this.#counters, this.#drops, this.#logger)
+    this.#store.attach?.({
+      logger: this.#logger,
+      ambiguous: this.config.ambiguous,
+      drop: (entries, reason, error) => { this.#drops.report(entries.map(entry => ({ entry, error })), reason) }
+    })
     // Timers never keep the process alive, and are re-armed after each run so runs never overlap.
     this.#timer = setTimeout(() => { void this.#timedFlush() }, this.config.flushInterval).unref()
     const syncInterval = this.#store.syncInterval
     if (syncInterval !== undefined) {
-      this.#syncTimer = setInterval(() => { void this.#sync() }, syncInterval).unref()
+      this.#syncTimer = setInterval(() => { void this.#timedSync() }, syncInterval).unref()
     }
   }
 
@@ -226,7 +231,8 @@ export class Metering {
       if (batch !== undefined) {
         outcome.delivered = true
         const flushDeadline = startedAt + this.config.flushInterval
-        const result = await this.#delivery.deliver(batch, () => Math.min(flushDeadline, this.#shutdownDeadline))
+        const result = await this.#delivery.deliver(batch, () => Math.min(flushDeadline, this.#shutdownDeadline),
+          this.#store.delivered?.bind(this.#store))
         outcome.sent = result.sent
         outcome.dropped = result.dropped
         outcome.pending = result.leftover.entries.length
@@ -248,6 +254,15 @@ export class Metering {
   async #timedFlush (): Promise<void> {
     await this.flush()
     if (!this.#closed) this.#timer.refresh()
+  }
+
+  /**
+   * Moves local usage into the store between flushes. What the store then still holds in this
+   * process (a shared store while its backend is unreachable) counts against maxPendingKeys.
+   */
+  async #timedSync (): Promise<void> {
+    await this.#sync()
+    this.#capacity = Math.max(0, this.config.maxPendingKeys - this.#store.pending().keys)
   }
 
   /** Moves what was recorded locally into the store. */

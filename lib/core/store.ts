@@ -5,6 +5,8 @@
  */
 import { Aggregator, type UsageBatch } from './aggregator.js'
 import type { Micros } from './decimal.js'
+import type { AmbiguousPolicy } from './options.js'
+import type { DroppedRecord, DropReason, Logger, UsageEntry } from './types.js'
 
 /** What a store holds, for `stats()`. */
 export interface StorePending {
@@ -14,6 +16,19 @@ export interface StorePending {
   micros: Micros
   /** Epoch ms of the earliest usage held; `Infinity` when empty. */
   oldest: number
+}
+
+/** What the core lends a store that asks for it: see {@link UsageStore.attach}. */
+export interface StoreContext {
+  /** The core's logger (the app's logger under the Fastify plugin). */
+  readonly logger: Logger
+  /** The core's `ambiguous` option, for usage the store finds that may already have been delivered. */
+  readonly ambiguous: AmbiguousPolicy
+  /**
+   * Reports usage the store will not deliver: counted in `stats().dropped`, logged and handed to
+   * `onDrop`, as the core's own drops are.
+   */
+  drop (entries: UsageEntry[], reason: DropReason, error?: DroppedRecord['error']): void
 }
 
 /** Keeps pending usage between flushes. */
@@ -43,6 +58,14 @@ export interface UsageStore {
   pending (): StorePending
   /** Releases what the store holds open (never the user's own clients). */
   close? (): Promise<void>
+  /** Called once by the core that uses this store, before any other method. */
+  attach? (context: StoreContext): void
+  /**
+   * Called as soon as Kinde accepted a record made of these entries of the current take, before
+   * {@link UsageStore.settle}: a shared store can forget them at once, so that an instance dying
+   * mid-flush leaves behind only what it had not delivered yet.
+   */
+  delivered? (entries: UsageEntry[]): void
 }
 
 /** The default store: pending usage in this process's memory. */
