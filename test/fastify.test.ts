@@ -154,7 +154,6 @@ t.test('without a customer option, request.user bills its organization, else its
   t.teardown(() => app.close())
   const { customer: _ignored, ...options } = pluginOptions(kinde)
   await app.register(kindeMetering, options)
-  app.decorateRequest('user', null)
   app.addHook('onRequest', async request => {
     const header = request.headers['x-user']
     ;(request as any).user = typeof header === 'string' ? JSON.parse(header) : header
