@@ -8,6 +8,9 @@
  *
  * Environment:
  *   DEMO_SECONDS      seconds of traffic; default 10.
+ *   DEMO_AMBIGUOUS=1  (emulator only) also make Kinde apply one send but answer 500: the plugin
+ *                     retries it (`ambiguous: 'retry'`, at-least-once), Kinde counts it twice,
+ *                     and the reconciliation reports the MISMATCH (exit 1).
  *
  * By default it runs against the Kinde emulator of `kinde-metering/testing`, started in-process,
  * with five customers: three billed by `agreementId`, one by `userId` and one by `orgCode` (both
@@ -65,6 +68,7 @@ interface Setup {
 const seconds = Number(process.env.DEMO_SECONDS ?? 10)
 if (!(seconds > 0)) throw new Error(`DEMO_SECONDS must be a positive number of seconds, got ${JSON.stringify(process.env.DEMO_SECONDS)}`)
 const runMs = seconds * 1000
+const ambiguousFault = process.env.DEMO_AMBIGUOUS === '1'
 // Several flushes per run, however short: 2.5 s for the default 10 s, 0.5 s for a 2 s run.
 const flushInterval = Math.round(Math.min(2_500, Math.max(500, runMs / 4)))
 
@@ -217,7 +221,7 @@ class Ledger {
   }
 }
 
-/** Mulberry32: a seeded PRNG, so every run sends the same mix. */
+/** Mulberry32: a seeded PRNG, so every run sends the same sizes and prompts. */
 function seeded (seed: number): () => number {
   let state = seed >>> 0
   return () => {
@@ -229,6 +233,12 @@ function seeded (seed: number): () => number {
   }
 }
 
+/**
+ * Each customer's round of ten requests: half searches, a fifth each exports and completions, a
+ * tenth failing reports; every route comes up within the first five, however short the run.
+ */
+const ROUND = ['search', 'export', 'complete', 'search', 'report', 'search', 'complete', 'export', 'search', 'search'] as const
+
 const WORDS = ['kinde', 'billing', 'usage', 'fastify', 'meter', 'invoice', 'plan', 'tokens', 'delta', 'agreement']
 
 /** Sends one customer's requests until `until`, paced at its rate, and books what was served. */
@@ -236,19 +246,19 @@ async function drive (customer: DemoCustomer, origin: string, dispatcher: Agent,
   features: Features, ledger: Ledger, random: () => number): Promise<void> {
   const headers = { authorization: `Bearer ${customer.apiKey}` }
   const word = (): string => WORDS[Math.floor(random() * WORDS.length)]
-  while (Date.now() < until) {
-    const roll = random()
+  for (let i = 0; Date.now() < until; i++) {
+    const route = ROUND[i % ROUND.length]
     ledger.requests++
     try {
-      if (roll < 0.5) {
+      if (route === 'search') {
         const res = await request(`${origin}/search?q=${word()}`, { dispatcher, headers })
         await res.body.dump()
         if (book(res.statusCode, ledger, customer, 'GET /search')) ledger.add(customer.agreementId, features.counter, 1)
-      } else if (roll < 0.7) {
+      } else if (route === 'export') {
         const res = await request(`${origin}/export?rows=${1 + Math.floor(random() * 200)}`, { dispatcher, headers })
         const body = Buffer.from(await res.body.arrayBuffer())
         if (book(res.statusCode, ledger, customer, 'GET /export')) ledger.add(customer.agreementId, features.bytes, body.length)
-      } else if (roll < 0.9) {
+      } else if (route === 'complete') {
         const prompt = Array.from({ length: 3 + Math.floor(random() * 40) }, word).join(' ')
         const res = await request(`${origin}/complete`, {
           dispatcher, method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ prompt })
@@ -315,13 +325,13 @@ function usageTable (setup: Setup, ledger: Ledger): string {
 }
 
 function flushLine (flush: FlushOutcome, count: number, retried: number, faults: string[]): string {
-  const parts = faults.length === 0 ? [] : [`Kinde answered ${faults.join(', ')}`]
-  parts.push(`${flush.sent} record${flush.sent === 1 ? '' : 's'} sent in ${flush.durationMs} ms`)
+  const parts = [`${flush.sent} record${flush.sent === 1 ? '' : 's'} sent in ${flush.durationMs} ms`]
   parts.push(flush.pending > 0 ? `${flush.pending} left pending for the next flush` : 'nothing left pending')
   if (flush.dropped > 0) parts.push(`${flush.dropped} dropped`)
   if (flush.error !== undefined) parts.push(`error: ${flush.error}`)
   parts.push(`${retried} send${retried === 1 ? '' : 's'} retried so far`)
-  return `flush #${count}: ${parts.join(', ')}`
+  const met = faults.length === 0 ? '' : ` (met faults: ${faults.join(', ')})`
+  return `flush #${count}${met}: ${parts.join(', ')}`
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,35 +376,46 @@ async function main (): Promise<number> {
       kinde.fault({ kind: 'status', status: 503, times: 2 })
       out(`${stamp(startedAt)} fault armed: Kinde answers the next two meter usage sends 503`)
     }, runMs * 0.6))
+    if (ambiguousFault) {
+      timers.push(setTimeout(() => {
+        kinde.fault({ kind: 'status', status: 500, apply: true })
+        out(`${stamp(startedAt)} fault armed: Kinde applies the next meter usage send but answers 500 (ambiguous)`)
+      }, runMs * 0.45))
+    }
   }
 
-  // Flushes run on the plugin's own timer; each one's outcome shows up in stats().lastFlush.
-  let seenFlush: FlushOutcome | null = null
+  // Every flush (the plugin's timer, close) goes through metering.flush(): wrapped, it prints each
+  // outcome once (callers that arrive during a flush share its outcome).
+  const shown = new WeakSet<FlushOutcome>()
   let flushes = 0
   let faultsSeen = 0
-  let lastProgress = startedAt
-  const reportFlush = (): void => {
-    const stats = app.metering.stats()
-    if (stats.lastFlush === null || stats.lastFlush === seenFlush) return
-    seenFlush = stats.lastFlush
+  const reportFlush = (outcome: FlushOutcome | null): void => {
+    if (outcome === null || shown.has(outcome)) return
+    shown.add(outcome)
     flushes++
     const faults = kinde?.injected.slice(faultsSeen).map(fault => String(fault.status ?? fault.kind)) ?? []
     faultsSeen += faults.length
-    out(`${stamp(startedAt)} ${flushLine(stats.lastFlush, flushes, stats.retried, faults)}`)
+    out(`${stamp(startedAt)} ${flushLine(outcome, flushes, app.metering.stats().retried, faults)}`)
     out(usageTable(setup, ledger))
   }
-  const watcher = setInterval(() => {
-    reportFlush()
+  const flush = app.metering.flush.bind(app.metering)
+  app.metering.flush = () => flush().then(outcome => {
+    reportFlush(outcome)
+    return outcome
+  })
+
+  let lastProgress = startedAt
+  const progress = setInterval(() => {
     if (Date.now() - lastProgress < 1000) return
     lastProgress += 1000
     const stats = app.metering.stats()
     out(`${stamp(startedAt)} ${ledger.requests} requests (${ledger.ok} served, ${ledger.failed} failed); ` +
       `pending ${stats.pending.keys} pairs, ${grouped(stats.pending.units)} units; ` +
+      (stats.inFlight > 0 ? `${stats.inFlight} sends in flight; ` : '') +
       `Kinde accepted ${stats.sent.records} records`)
-  }, 50)
+  }, 100)
 
-  const random = seeded(42)
-  await Promise.all(setup.customers.map(customer => drive(customer, origin, dispatcher, until, features, ledger, random)))
+  await Promise.all(setup.customers.map((customer, i) => drive(customer, origin, dispatcher, until, features, ledger, seeded(42 + i))))
   for (const timer of timers) clearTimeout(timer)
   await dispatcher.close()
 
@@ -402,9 +423,9 @@ async function main (): Promise<number> {
   out(`traffic done after ${((Date.now() - startedAt) / 1000).toFixed(1)} s: ${ledger.requests} requests, ${ledger.ok} served, ${ledger.failed} failed`)
   const before = app.metering.stats()
   out(`closing: app.close() flushes what is pending (${before.pending.keys} pairs, ${grouped(before.pending.units)} units)`)
+  clearInterval(progress)
   await app.close()
-  clearInterval(watcher)
-  reportFlush()
+  reportFlush(app.metering.stats().lastFlush)
   const after = app.metering.stats()
   const droppedRecords = Object.values(after.dropped).reduce((sum, tally) => sum + tally.records, 0)
   out(`closed: ${after.sent.records - before.sent.records} more records sent; ${after.pending.keys} pairs left pending; ${droppedRecords} dropped`)
@@ -460,6 +481,9 @@ function reconcileRecorded (setup: Setup, ledger: Ledger, kinde: KindeEmulator):
   out(mismatches === 0
     ? `reconciliation: OK (served = recorded for ${rows.length} pairs)`
     : `reconciliation: MISMATCH (${mismatches} of ${rows.length} pairs differ)`)
+  if (mismatches > 0 && ambiguousFault) {
+    out("(as expected with DEMO_AMBIGUOUS=1: ambiguous: 'retry' is at-least-once; ambiguous: 'drop' makes it at-most-once)")
+  }
   return mismatches === 0
 }
 

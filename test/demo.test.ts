@@ -52,7 +52,7 @@ t.test('on the emulator: traffic, faults and retries, then served = recorded for
   t.match(stdout, /^reconciliation: OK \(served = recorded for 20 pairs\)$/m)
   t.match(stdout, /flush #1: /, 'flushes are shown as they happen')
   t.match(stdout, /faults injected by the emulator +429, 503, 503/)
-  t.match(stdout, /Kinde answered 429/, 'the flush that met the fault says so')
+  t.match(stdout, /flush #\d+ \(met faults: 429\b/, 'the flush that met the fault says so')
   t.notMatch(stdout, /sends retried +0$/m, 'the faults were retried')
   t.match(stdout, /GET \/report 500/, 'the failing route is listed as not counted')
 
@@ -65,6 +65,15 @@ t.test('on the emulator: traffic, faults and retries, then served = recorded for
   t.ok(rows.some(row => row.agreement === 'agr_hooli'), 'the customer billed by userId reached its agreement')
   t.ok(rows.some(row => row.agreement === 'agr_umbrella'), 'the customer billed by orgCode reached its agreement')
   t.match(stdout, /llm_tokens +[\d,]+\.\d+ +[\d,]+\.\d+ +ok/, 'token usage carries decimals')
+})
+
+t.test('DEMO_AMBIGUOUS=1: a 500 that Kinde applied is retried and counted twice, and the reconciliation says so', async t => {
+  const { code, stdout } = await runDemo({ DEMO_AMBIGUOUS: '1' })
+  t.equal(code, 1)
+  t.match(stdout, /faults injected by the emulator +429, 500, 503, 503/)
+  t.match(stdout, /^reconciliation: MISMATCH \(1 of 20 pairs differ\)$/m)
+  const [, served, recorded] = /^ {2}agr_\w+ +\w+ +\w+ +([\d,.]+) +([\d,.]+) +MISMATCH$/m.exec(stdout) ?? []
+  t.ok(Number(recorded.replaceAll(',', '')) > Number(served.replaceAll(',', '')), 'Kinde holds more than was served, never less')
 })
 
 t.test('with KINDE_* set: bills DEMO_AGREEMENTS, and Kinde holds exactly what was served', async t => {
