@@ -1,0 +1,63 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+/** Runs `bench/run.ts` as `npm run bench -- --quick` does (on the sources, so no build is needed). */
+function runBench (out: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  // The measured processes are not tests: they must not write coverage or load tap's hooks.
+  const env = { ...process.env }
+  for (const name of Object.keys(env)) {
+    if (name === 'NODE_V8_COVERAGE' || name === 'NODE_OPTIONS' || name.startsWith('TAP')) delete env[name]
+  }
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', out], { cwd: root, env })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  return new Promise(resolve => child.on('close', code => resolve({ code, stdout, stderr })))
+}
+
+t.test('the quick bench runs every section, prints the markdown report and writes its JSON', async t => {
+  const out = t.testdir()
+  const { code, stdout, stderr } = await runBench(out)
+  t.equal(code, 0, 'the bench exits 0', { stderr })
+
+  for (const heading of ['## Benchmarks', '### Request overhead', '### Recording', '### Delivery', '### Kinde calls per 1,000,000 requests', '### Targets']) {
+    t.match(stdout, heading)
+  }
+  for (const label of ['bare Fastify', 'empty `onResponse` hook', 'kinde-metering, 1,000 customers', 'kinde-metering, 100,000 customers', '`@fastify/rate-limit`', 'naive']) {
+    t.match(stdout, new RegExp(`^\\| [^|]*${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[^|]*\\| [\\d,]+`, 'm'), `a row for ${label}`)
+  }
+  t.notMatch(stdout, /NaN|undefined|Infinity/)
+
+  const files = readdirSync(out).filter(name => /^bench-.*\.json$/.test(name))
+  t.equal(files.length, 1)
+  const results = JSON.parse(readFileSync(join(out, files[0]), 'utf8'))
+  t.equal(results.markdown.trim(), stdout.trim(), 'the JSON holds the printed report')
+  t.match(results.machine, { cpus: Number, cpuModel: String, node: process.version })
+
+  const rows = results.overhead.rows as Array<Record<string, any>>
+  t.equal(rows.length, 6)
+  for (const row of rows) {
+    t.ok(row.requestsPerSecond.median > 0, `${row.case} served requests`)
+    t.ok(row.serverCpuMicros.median > 0, `${row.case} CPU per request was read`)
+    t.equal(row.errors, 0, `${row.case} answered every request with 2xx`)
+  }
+  t.equal(rows[0].throughputRatio.median, 1, 'ratios are to bare')
+  for (const name of ['metering-1k', 'metering-100k']) {
+    const row = rows.find(r => r.case === name)!
+    t.ok(row.server.pendingPairs > 0 && row.server.pendingPairs <= 2 * row.customers, `${name} metered two features per customer`)
+    t.equal(row.server.lost, 0, `${name} lost no usage`)
+  }
+  t.ok(rows.find(r => r.case === 'naive')!.server.posts.started > 0, 'the naive server posted usage')
+
+  t.same(results.recording.map((r: { pairs: number }) => r.pairs), [1_000, 10_000])
+  for (const row of results.recording) t.ok(row.opsPerSecond.median > 0 && row.heapBytesPerPair.median > 0)
+  t.ok(results.delivery.recordsPerSecond.median > 0)
+  t.equal(results.calls.length, 8)
+  t.ok(results.targets.length >= 7)
+})
