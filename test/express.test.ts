@@ -7,6 +7,7 @@ import express, { type Express, type Request } from 'express'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, request as httpRequest, type Server } from 'node:http'
+import { createServer as createHttpsServer, get as httpsGet } from 'node:https'
 import { connect, type AddressInfo } from 'node:net'
 import { Readable, pipeline } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -155,6 +156,51 @@ t.test('responseBytes counts body bytes exactly, however the body is written', a
   t.equal(kinde.usage('agr_6', 'egress_bytes'), '5320', 'HTTP/1.0, not chunked')
   t.equal(kinde.usage('agr_7', 'egress_bytes'), '5320', 'first of two pipelined responses')
   t.equal(kinde.usage('agr_8', 'egress_bytes'), '700', 'second of two pipelined responses')
+})
+
+/** A throwaway self-signed P-256 key and certificate for 127.0.0.1, valid until 2126: test-only. */
+const TLS = {
+  key: `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQguOqWsiY4SQHZHzn5
+lG3oYBTwaNC2katoiUj6kJZIys2hRANCAARhElUe7yLtSWEUB0jBOVBjVzPMaG4h
+N807N6NhyC7oXq3wZKfd2DuO3sx4o2rgpOnxI8sjtdWR7PNcNRgjlgLF
+-----END PRIVATE KEY-----`,
+  cert: `-----BEGIN CERTIFICATE-----
+MIIBgDCCASWgAwIBAgIUV4yhXffM7qXgn0TT8b8jGinR7nUwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJMTI3LjAuMC4xMCAXDTI2MTEyNjA3MzMzMVoYDzIxMjYxMTAy
+MDczMzMxWjAUMRIwEAYDVQQDDAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAARhElUe7yLtSWEUB0jBOVBjVzPMaG4hN807N6NhyC7oXq3wZKfd2DuO
+3sx4o2rgpOnxI8sjtdWR7PNcNRgjlgLFo1MwUTAdBgNVHQ4EFgQUDk1KdqoTLMcz
+3gXLtYIpQ7i9nZswHwYDVR0jBBgwFoAUDk1KdqoTLMcz3gXLtYIpQ7i9nZswDwYD
+VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEA80goCsfJp+l3tKs6hxQY
+iKpMW3RsBphL2Gs8zO4I5OsCIQCyxm2Orh2xMfJxoTTJx1IQRfb047Oc89PPZKSY
+3UAN6A==
+-----END CERTIFICATE-----`
+}
+
+t.test('responseBytes over HTTPS counts the body, not the encrypted bytes', async t => {
+  const kinde = await emulator(t)
+  const { app, metering } = meteredApp(t, kinde)
+  const bytes = meter({ feature: 'egress_bytes', value: 'responseBytes' })
+  app.get('/piped', bytes, (_req, res) => { Readable.from([Buffer.alloc(300), Buffer.alloc(5000)]).pipe(res) })
+  app.get('/end', bytes, (_req, res) => { res.end(Buffer.alloc(700)) })
+  const server = createHttpsServer(TLS, app).listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => new Promise<void>(resolve => {
+    server.closeAllConnections()
+    server.close(() => resolve())
+  }))
+  const { port } = server.address() as AddressInfo
+  for (const [path, agreement] of [['/piped', 'agr_1'], ['/end', 'agr_2']]) {
+    await new Promise<void>((resolve, reject) => {
+      httpsGet({ host: '127.0.0.1', port, path, headers: { 'x-agreement': agreement }, rejectUnauthorized: false }, response => {
+        response.resume().on('end', resolve)
+      }).on('error', reject)
+    })
+  }
+  await metering.flush()
+  t.equal(kinde.usage('agr_1', 'egress_bytes'), '5300')
+  t.equal(kinde.usage('agr_2', 'egress_bytes'), '700')
 })
 
 t.test('a chunked body written with res.write() counts its chunk framing too: the documented approximation', async t => {
