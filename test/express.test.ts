@@ -328,6 +328,24 @@ t.test('meter() used as app.use middleware meters every request under its path',
     [['GET /api/b', 'renders'], ['GET *', 'llm_tokens']], 'logs name the route, or * outside routes')
 })
 
+t.test('routers and mounted sub-apps meter through the middleware registered on the main app', async t => {
+  const kinde = await emulator(t)
+  const { app, metering } = meteredApp(t, kinde)
+  const router = express.Router()
+  router.get('/search', meter('searches'), (_req, res) => { res.send('router') })
+  const sub = express() // a sub-app swaps the prototype of res: what the middleware set must survive it
+  sub.post('/chat', meter('renders'), (_req, res) => { res.meter('llm_tokens', 2).send('sub-app') })
+  app.use('/v1', router)
+  app.use('/sub', sub)
+  const { url } = await listen(t, app)
+  t.same(await call(`${url}/v1/search`, 'agr_1'), { status: 200, body: 'router' })
+  t.same(await call(`${url}/sub/chat`, 'agr_1', { method: 'POST' }), { status: 200, body: 'sub-app' })
+  await metering.flush()
+  t.equal(kinde.usage('agr_1', 'searches'), '1')
+  t.equal(kinde.usage('agr_1', 'renders'), '1')
+  t.equal(kinde.usage('agr_1', 'llm_tokens'), '2')
+})
+
 t.test('bad meter values are counted and logged once per route and feature, and the response is unaffected', async t => {
   const kinde = await emulator(t)
   const { entries, logger } = memoryLogger()
