@@ -66,7 +66,10 @@ interface Setup {
 }
 
 const seconds = Number(process.env.DEMO_SECONDS ?? 10)
-if (!(seconds > 0)) throw new Error(`DEMO_SECONDS must be a positive number of seconds, got ${JSON.stringify(process.env.DEMO_SECONDS)}`)
+if (!(seconds > 0)) {
+  process.stderr.write(`demo failed: DEMO_SECONDS must be a positive number of seconds, got ${JSON.stringify(process.env.DEMO_SECONDS)}\n`)
+  process.exit(1)
+}
 const runMs = seconds * 1000
 const ambiguousFault = process.env.DEMO_AMBIGUOUS === '1'
 // Several flushes per run, however short: 2.5 s for the default 10 s, 0.5 s for a 2 s run.
