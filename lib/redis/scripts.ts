@@ -1,0 +1,173 @@
+/**
+ * The Lua scripts behind the Redis store, each one atomic in Redis, and how they are run.
+ *
+ * Layout under the prefix `P`:
+ * - `P live`: a hash of the fleet's sums, merged into by every instance;
+ * - `P snapshot:<n>`: a hash taken from `live` by a flush (renamed, so merges made during the
+ *   flush land in the new `live`);
+ * - `P inflight`: a hash from snapshot number to the take that owns it until it settles;
+ * - `P lease`: the id of the instance that flushes for the fleet, with an expiry;
+ * - `P seq`: the counter that numbers snapshots;
+ * - `P seen:<instance>`: the last batch number an instance merged, so a batch sent twice (its
+ *   answer lost, then retried) is merged once.
+ *
+ * A usage hash holds, per pair `[kind,"id","feature"]` (JSON): `l<pair>` the amount in micros
+ * below 10^12 (HINCRBY, exact integers), `h<pair>` the amount above it in units of 10^12 micros,
+ * as a decimal string added digit by digit (so no amount is too large), `t<pair>` the epoch ms of
+ * its latest usage, and one field `o`: the epoch ms of the hash's earliest usage.
+ *
+ * Scripts derive snapshot keys from the name of a key they were given, so a client `keyPrefix`
+ * and a Redis Cluster hash tag in the prefix both carry over.
+ */
+import { createHash } from 'node:crypto'
+
+/** Micros held in a low field: the rest is carried into the high field. */
+export const LOW_BASE = 1_000_000_000_000
+
+/** A script's source and SHA-1, for EVALSHA. */
+export interface Script {
+  readonly source: string
+  readonly sha: string
+}
+
+function script (source: string): Script {
+  return { source, sha: createHash('sha1').update(source).digest('hex') }
+}
+
+/**
+ * Lua helpers shared by the scripts that merge usage: `add` sums two decimal strings of any
+ * length; `merge` adds ARGV quadruples (pair, high, low, at) from `from` on into a usage hash.
+ */
+const MERGE = `
+local function add(a, b)
+  local out, carry, i, j = {}, 0, #a, #b
+  while i > 0 or j > 0 or carry > 0 do
+    local digit = carry
+    if i > 0 then digit = digit + string.byte(a, i) - 48; i = i - 1 end
+    if j > 0 then digit = digit + string.byte(b, j) - 48; j = j - 1 end
+    out[#out + 1] = string.char(48 + digit % 10)
+    carry = math.floor(digit / 10)
+  end
+  return string.reverse(table.concat(out))
+end
+
+local function merge(key, oldest, from)
+  for i = from, #ARGV, 4 do
+    local pair, high, at = ARGV[i], ARGV[i + 1], ARGV[i + 3]
+    if redis.call('HINCRBY', key, 'l' .. pair, ARGV[i + 2]) >= ${LOW_BASE} then
+      redis.call('HINCRBY', key, 'l' .. pair, '-${LOW_BASE}')
+      high = add(high, '1')
+    end
+    if high ~= '0' then
+      redis.call('HSET', key, 'h' .. pair, add(redis.call('HGET', key, 'h' .. pair) or '0', high))
+    end
+    local latest = redis.call('HGET', key, 't' .. pair)
+    if not latest or tonumber(latest) < tonumber(at) then redis.call('HSET', key, 't' .. pair, at) end
+  end
+  local earliest = redis.call('HGET', key, 'o')
+  if not earliest or tonumber(earliest) > tonumber(oldest) then redis.call('HSET', key, 'o', oldest) end
+end
+`
+
+/**
+ * Merges one batch of an instance into `live`, unless that batch was merged already.
+ * KEYS: live, seen. ARGV: batch number, seen TTL (ms), oldest, then quadruples.
+ * Returns 1 when merged, 0 when it had been.
+ */
+export const MERGE_BATCH = script(`${MERGE}
+local seen = redis.call('GET', KEYS[2])
+if seen and tonumber(seen) >= tonumber(ARGV[1]) then return 0 end
+merge(KEYS[1], ARGV[3], 4)
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
+/**
+ * Takes the lease if free or ours, then snapshots `live` and claims every snapshot still in
+ * flight (left by a take that never settled).
+ * KEYS: lease, live, inflight, seq. ARGV: instance id, take id, lease TTL (ms), adopt ('1': claim
+ * other instances' snapshots, '0': delete them).
+ * Returns nil when another instance holds the lease; else a flat list of (snapshot number, 1 when
+ * it certainly was not delivered (this instance's own) else 0, its fields).
+ */
+export const TAKE = script(`
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return nil end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+local base = string.sub(KEYS[3], 1, #KEYS[3] - #'inflight') .. 'snapshot:'
+local mine = ARGV[1] .. ':'
+local out = {}
+local inflight = redis.call('HGETALL', KEYS[3])
+for i = 1, #inflight, 2 do
+  local number, owner = inflight[i], inflight[i + 1]
+  local certain = string.sub(owner, 1, #mine) == mine
+  out[#out + 1] = number
+  out[#out + 1] = certain and 1 or 0
+  out[#out + 1] = redis.call('HGETALL', base .. number)
+  if certain or ARGV[4] == '1' then
+    redis.call('HSET', KEYS[3], number, ARGV[2])
+  else
+    redis.call('DEL', base .. number)
+    redis.call('HDEL', KEYS[3], number)
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local number = tostring(redis.call('INCR', KEYS[4]))
+  redis.call('RENAME', KEYS[2], base .. number)
+  redis.call('HSET', KEYS[3], number, ARGV[2])
+  out[#out + 1] = number
+  out[#out + 1] = 1
+  out[#out + 1] = redis.call('HGETALL', base .. number)
+end
+return out
+`)
+
+/**
+ * Ends a take: deletes the snapshots it owns and merges what was not delivered back into `live`,
+ * in one step, so a crash never leaves both. When another instance claimed the snapshots (this
+ * one lost the lease), it delivers them and nothing is merged back.
+ * KEYS: inflight, live. ARGV: take id, oldest, then quadruples.
+ * Returns 1 when the take still owned its snapshots, else 0.
+ */
+export const SETTLE = script(`${MERGE}
+local base = string.sub(KEYS[1], 1, #KEYS[1] - #'inflight') .. 'snapshot:'
+local owned = 0
+local inflight = redis.call('HGETALL', KEYS[1])
+for i = 1, #inflight, 2 do
+  if inflight[i + 1] == ARGV[1] then
+    owned = 1
+    redis.call('DEL', base .. inflight[i])
+    redis.call('HDEL', KEYS[1], inflight[i])
+  end
+end
+if owned == 1 and #ARGV > 2 then merge(KEYS[2], ARGV[2], 3) end
+return owned
+`)
+
+/**
+ * Renews the lease for ARGV[2] ms if instance ARGV[1] holds it, or releases it when ARGV[2] is
+ * '0'. KEYS: lease. Returns 1 when the instance held it, else 0.
+ */
+export const LEASE = script(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '0' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+`)
+
+/** The part of an ioredis client (`Redis` or `Cluster`) the store uses. */
+export interface ScriptClient {
+  evalsha (sha: string, numKeys: number, args: Array<string | number>): Promise<unknown>
+  eval (source: string, numKeys: number, args: Array<string | number>): Promise<unknown>
+  hdel (key: string, fields: string[]): Promise<number>
+}
+
+/** Runs a script by SHA-1, loading it on first use (and again after Redis forgot its scripts). */
+export async function runScript (client: ScriptClient, script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+  const all = [...keys, ...args]
+  try {
+    return await client.evalsha(script.sha, keys.length, all)
+  } catch (error) {
+    if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error
+    return await client.eval(script.source, keys.length, all)
+  }
+}

@@ -1,0 +1,380 @@
+/**
+ * The Redis store: every instance of a fleet merges its sums into one Redis hash, and the one
+ * instance holding the lease delivers them, so Kinde sees one record per (customer, feature) per
+ * flush interval for the whole fleet instead of one per instance.
+ *
+ * What each instance recorded stays in its memory until Redis confirmed the merge; a take renames
+ * the live hash to a snapshot, so usage merged during a flush lands in the next one; a snapshot
+ * stays listed as in flight until its take settles, so the next lease holder finds and delivers
+ * what a holder that died mid-flush left behind.
+ */
+import { randomUUID } from 'node:crypto'
+import { Aggregator, type UsageBatch } from '../core/aggregator.js'
+import { addMicros, formatMicros, type Micros } from '../core/decimal.js'
+import { InvalidOptionError, KindeMeteringError } from '../core/errors.js'
+import type { StoreContext, StorePending, UsageStore } from '../core/store.js'
+import type { UsageEntry } from '../core/types.js'
+import { decodeHash, encodeEntries, fieldsOf } from './codec.js'
+import { LEASE, MERGE_BATCH, runScript, SETTLE, TAKE, type Script, type ScriptClient } from './scripts.js'
+
+/** Pairs per merge script: larger batches are split so no script holds Redis for long. */
+const MERGE_CHUNK = 1000
+
+/** How long Redis remembers an instance's last merged batch number: longer than any outage it rides out. */
+const SEEN_TTL = 24 * 60 * 60 * 1000 // 24 h
+
+/** The validated settings of a {@link RedisStore}. */
+export interface RedisStoreConfig {
+  readonly client: ScriptClient
+  readonly prefix: string
+  readonly syncInterval: number
+  readonly leaseTtl: number
+  readonly timeout: number
+}
+
+/** Usage drained from this instance, numbered so Redis merges it once however often it is sent. */
+interface Outgoing {
+  number: number
+  entries: UsageEntry[]
+  oldest: number
+}
+
+/** A take under way, until it settles. */
+interface Take {
+  id: string
+  /** The snapshot number each taken entry came from. */
+  from: Map<UsageEntry, string>
+  leftover: UsageEntry[]
+  oldest: number
+  /** Whether it took any snapshot (else there is nothing to settle). */
+  owns: boolean
+  /** Whether a settle was sent before (and may have run without answering). */
+  settling: boolean
+}
+
+function total (entries: UsageEntry[], start: Micros = 0): Micros {
+  let sum = start
+  for (const entry of entries) sum = addMicros(sum, entry.micros)
+  return sum
+}
+
+/** Pending usage shared by a fleet through Redis. Create it with `redisStore()`. */
+export class RedisStore implements UsageStore {
+  /** Milliseconds between merges of this instance's sums into Redis. */
+  readonly syncInterval: number
+  /** Always true: what this store holds belongs to the fleet, not to this instance. */
+  readonly shared = true
+  /** Random id of this instance in Redis (the lease holds it). */
+  readonly instanceId = randomUUID()
+  /**
+   * Usage recovered from flushes that other instances took and never finished (they stopped, or
+   * lost the lease mid-flush): snapshots and entries. Delivered again under `ambiguous: 'retry'`,
+   * so what those instances had sent just before may count twice; dropped with reason
+   * `ambiguous` under `'drop'`.
+   */
+  readonly recovered = { snapshots: 0, entries: 0 }
+
+  readonly #client: ScriptClient
+  readonly #leaseTtl: number
+  readonly #timeout: number
+  readonly #keys: { live: string, lease: string, inflight: string, seq: string, seen: string, snapshot: string }
+  #context = undefined as unknown as StoreContext
+  #attached = false
+  /** Recorded here and not yet sent to Redis. */
+  readonly #unsynced = new Aggregator()
+  /** Waiting for Redis to confirm, in order: only the first can have been sent. */
+  #outbox: Outgoing[] = []
+  #merges = 0
+  #pushes: Promise<void> = Promise.resolve()
+  /** Sends again after a failure, new usage or not. */
+  #retry: NodeJS.Timeout | undefined
+  #takes = 0
+  #take: Take | undefined
+  /** A take whose settle Redis did not confirm: settled again before the next take. */
+  #unsettled: Take | undefined
+  #renewal: NodeJS.Timeout | undefined
+  /** Commands that timed out and are still unanswered: while any is, Redis counts as unavailable. */
+  #stalled = 0
+  #down = false
+
+  constructor (config: RedisStoreConfig) {
+    this.#client = config.client
+    this.syncInterval = config.syncInterval
+    this.#leaseTtl = config.leaseTtl
+    this.#timeout = config.timeout
+    const prefix = config.prefix
+    this.#keys = {
+      live: `${prefix}live`,
+      lease: `${prefix}lease`,
+      inflight: `${prefix}inflight`,
+      seq: `${prefix}seq`,
+      seen: `${prefix}seen:${this.instanceId}`,
+      snapshot: `${prefix}snapshot:`
+    }
+  }
+
+  /** Whether this instance holds the lease: it delivers the fleet's usage. */
+  get isLeader (): boolean { return this.#renewal !== undefined }
+
+  /** False from a failed Redis command until one succeeds again. */
+  get isAvailable (): boolean { return !this.#down }
+
+  /**
+   * Takes the core's logger, `ambiguous` policy and drop path.
+   * @throws InvalidOptionError when another metering instance already uses this store.
+   */
+  attach (context: StoreContext): void {
+    if (this.#attached) {
+      throw new InvalidOptionError('store', 'is already used by another kinde-metering instance: give each one its own redisStore()')
+    }
+    this.#attached = true
+    this.#context = context
+  }
+
+  /** Keeps the batch in memory and sends it, with anything kept earlier, to Redis. Never rejects. */
+  add (batch: UsageBatch): Promise<void> {
+    this.#unsynced.merge(batch)
+    return this.#send()
+  }
+
+  /**
+   * Takes the fleet's usage when this instance holds (or can take) the lease, and whatever
+   * earlier takes left in flight; `undefined` when another instance holds it or Redis is
+   * unavailable. Never rejects.
+   */
+  async take (): Promise<UsageBatch | undefined> {
+    if (this.#unsettled !== undefined && !await this.#settle(this.#unsettled)) return undefined
+    const id = `${this.instanceId}:${++this.#takes}`
+    const adopt = this.#context.ambiguous === 'retry'
+    let reply: Array<string | number | string[]> | null
+    try {
+      reply = await this.#call(TAKE, [this.#keys.lease, this.#keys.live, this.#keys.inflight, this.#keys.seq],
+        [this.instanceId, id, this.#leaseTtl, adopt ? '1' : '0']) as typeof reply
+    } catch (error) {
+      this.#unavailable(error)
+      return undefined
+    }
+    this.#available()
+    if (reply === null) {
+      this.#follow()
+      return undefined
+    }
+    this.#lead()
+    const take: Take = { id, from: new Map(), leftover: [], oldest: Infinity, owns: reply.length > 0, settling: false }
+    const entries: UsageEntry[] = []
+    let oldest = Infinity
+    let orphaned: UsageEntry[] = []
+    for (let i = 0; i < reply.length; i += 3) {
+      const number = String(reply[i])
+      const certain = reply[i + 1] === 1
+      const snapshot = decodeHash(reply[i + 2] as string[])
+      if (!certain) {
+        this.recovered.snapshots++
+        this.recovered.entries += snapshot.entries.length
+        orphaned = orphaned.concat(snapshot.entries)
+        if (!adopt) continue
+      }
+      for (const entry of snapshot.entries) {
+        take.from.set(entry, number)
+        entries.push(entry)
+      }
+      oldest = Math.min(oldest, snapshot.oldest)
+    }
+    this.#take = take
+    if (orphaned.length > 0) this.#reportOrphaned(orphaned, adopt)
+    return { entries, oldest }
+  }
+
+  /** Forgets delivered entries in Redis at once, so a successor never delivers them again. */
+  delivered (entries: UsageEntry[]): void {
+    const from = this.#take!.from
+    const fields = new Map<string, string[]>()
+    for (const entry of entries) {
+      const key = this.#keys.snapshot + from.get(entry)!
+      fields.set(key, (fields.get(key) ?? []).concat(fieldsOf(entry)))
+    }
+    // Not awaited and not retried: a lost HDEL only means that, should this instance die before
+    // it settles, its successor delivers the record again (at-least-once, as documented).
+    for (const [key, names] of fields) this.#client.hdel(key, names).catch(ignore)
+  }
+
+  /** Keeps what was not delivered, to merge back into Redis when the take settles. */
+  putBack (batch: UsageBatch): void {
+    const take = this.#take!
+    take.leftover = take.leftover.concat(batch.entries)
+    take.oldest = Math.min(take.oldest, batch.oldest)
+  }
+
+  /**
+   * Deletes the taken snapshots and merges what was put back into Redis, in one step. When Redis
+   * does not confirm, the take is kept and settled again before the next one. Never rejects.
+   */
+  async settle (): Promise<void> {
+    const take = this.#take!
+    this.#take = undefined
+    if (take.owns) await this.#settle(take)
+  }
+
+  /** What this instance holds in memory: not yet merged into Redis, or put back and not yet settled. */
+  pending (): StorePending {
+    let keys = this.#unsynced.size
+    let micros = this.#unsynced.total()
+    let oldest = this.#unsynced.oldest
+    const held = this.#unsettled === undefined ? this.#outbox : [...this.#outbox, { entries: this.#unsettled.leftover, oldest: this.#unsettled.oldest }]
+    for (const batch of held) {
+      keys += batch.entries.length
+      micros = total(batch.entries, micros)
+      oldest = Math.min(oldest, batch.oldest)
+    }
+    return { keys, micros, oldest }
+  }
+
+  /**
+   * Stops renewing the lease and releases it, so another instance flushes next without waiting
+   * for it to expire. Usage Redis never received is reported dropped with reason `shutdown`, and
+   * usage it may have received without confirming it with reason `ambiguous`. Never closes the
+   * client.
+   */
+  async close (): Promise<void> {
+    this.#follow()
+    await this.#pushes
+    clearTimeout(this.#retry)
+    // When Redis is unreachable the lease expires on its own after leaseTtl.
+    await this.#call(LEASE, [this.#keys.lease], [this.instanceId, '0']).catch(ignore)
+    const [unconfirmed, ...waiting] = this.#outbox
+    this.#outbox = []
+    let unsent = this.#unsynced.drain().entries
+    for (const outgoing of waiting) unsent = unsent.concat(outgoing.entries)
+    if (unconfirmed !== undefined) {
+      this.#context.drop(unconfirmed.entries, 'ambiguous', { message: 'Redis did not confirm this merge before close: another instance may deliver it' })
+    }
+    if (unsent.length > 0) this.#context.drop(unsent, 'shutdown', { message: 'Redis was unreachable until close' })
+  }
+
+  #send (): Promise<void> {
+    // Sends run one at a time, in order: Redis deduplicates a resent batch by its number.
+    this.#pushes = this.#pushes.then(() => this.#push())
+    return this.#pushes
+  }
+
+  /** Sends what is kept, oldest first, until all is merged or Redis fails. */
+  async #push (): Promise<void> {
+    for (;;) {
+      if (this.#outbox.length === 0) {
+        if (this.#unsynced.size === 0) return
+        const { entries, oldest } = this.#unsynced.drain()
+        for (let i = 0; i < entries.length; i += MERGE_CHUNK) {
+          this.#outbox.push({ number: ++this.#merges, entries: entries.slice(i, i + MERGE_CHUNK), oldest })
+        }
+      }
+      const outgoing = this.#outbox[0]
+      try {
+        await this.#call(MERGE_BATCH, [this.#keys.live, this.#keys.seen],
+          [outgoing.number, SEEN_TTL, outgoing.oldest, ...encodeEntries(outgoing.entries)])
+      } catch (error) {
+        this.#unavailable(error)
+        this.#retry ??= setTimeout(() => {
+          this.#retry = undefined
+          void this.#send()
+        }, this.syncInterval).unref()
+        return
+      }
+      this.#outbox.shift()
+      this.#available()
+    }
+  }
+
+  async #settle (take: Take): Promise<boolean> {
+    const retried = take.settling
+    take.settling = true
+    let owned: unknown
+    try {
+      owned = await this.#call(SETTLE, [this.#keys.inflight, this.#keys.live], [take.id, take.oldest, ...encodeEntries(take.leftover)])
+    } catch (error) {
+      this.#unsettled = take
+      this.#unavailable(error)
+      return false
+    }
+    this.#unsettled = undefined
+    this.#available()
+    // Not owned on a retry may only mean that the earlier attempt ran: Redis never answered it.
+    if (owned === 0 && !retried) {
+      this.#context.logger.warn({ records: take.from.size },
+        'kinde-metering: another instance took over this flush (this one lost the Redis lease); it delivers again what this one took')
+    }
+    return true
+  }
+
+  #reportOrphaned (entries: UsageEntry[], adopt: boolean): void {
+    if (!adopt) {
+      this.#context.drop(entries, 'ambiguous', { message: 'taken by an instance that stopped mid-flush: it may have been delivered' })
+      return
+    }
+    this.#context.logger.warn({ records: entries.length, units: formatMicros(total(entries)) },
+      'kinde-metering: delivering usage that an instance took and did not finish delivering (it stopped or lost the Redis lease); ' +
+      'what it had in flight may count twice')
+  }
+
+  /** Holds the lease: renews it a few times per leaseTtl until it is lost or the store closes. */
+  #lead (): void {
+    this.#renewal ??= setInterval(() => { void this.#renew() }, this.#leaseTtl / 3).unref()
+  }
+
+  #follow (): void {
+    clearInterval(this.#renewal)
+    this.#renewal = undefined
+  }
+
+  async #renew (): Promise<void> {
+    let held: unknown
+    try {
+      held = await this.#call(LEASE, [this.#keys.lease], [this.instanceId, this.#leaseTtl])
+    } catch (error) {
+      this.#unavailable(error)
+      return
+    }
+    this.#available()
+    if (held === 0) this.#follow()
+  }
+
+  /**
+   * Runs a script, waiting at most `timeout`. A command that timed out may still run later, so
+   * nothing more is sent until it is answered: Redis counts as unavailable meanwhile.
+   */
+  #call (script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+    if (this.#stalled > 0) {
+      return Promise.reject(new KindeMeteringError('KINDE_METERING_REDIS_UNAVAILABLE', 'kinde-metering: an earlier Redis command is still unanswered'))
+    }
+    const reply = runScript(this.#client, script, keys, args)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#stalled++
+        const answered = (): void => { this.#stalled-- }
+        reply.then(answered, answered)
+        reject(new KindeMeteringError('KINDE_METERING_REDIS_UNAVAILABLE', `kinde-metering: Redis did not answer within ${this.#timeout} ms`))
+      }, this.#timeout)
+      reply.then(value => {
+        clearTimeout(timer)
+        resolve(value)
+      }, error => {
+        clearTimeout(timer)
+        reject(error)
+      })
+    })
+  }
+
+  #unavailable (error: unknown): void {
+    if (this.#down) return
+    this.#down = true
+    this.#context.logger.error({ err: error },
+      'kinde-metering: Redis is unavailable; usage stays in this instance\'s memory (up to maxPendingKeys) and is merged when Redis answers again')
+  }
+
+  #available (): void {
+    if (!this.#down) return
+    this.#down = false
+    this.#context.logger.info({}, 'kinde-metering: Redis answers again; usage kept meanwhile is merged')
+  }
+}
+
+function ignore (): void {}
