@@ -1,0 +1,444 @@
+/**
+ * The usage journal (option `journal`): an append-only file per process, so usage recorded and
+ * not yet delivered survives the process being killed, and is delivered by the next process that
+ * starts on the same directory.
+ *
+ * Nothing here runs on the request path: the core hands the journal each batch it drains from
+ * the recorder (every `syncInterval`), each batch a flush takes, and how each flush settled; the
+ * journal updates its picture of what is pending at once and writes lines in the background,
+ * one write per batch. Every file operation runs in one queue, so lines, rewrites and take-overs
+ * never interleave. A failing disk is logged and counted; metering carries on in memory.
+ */
+import { mkdir, open, readdir, readFile, rename, rm, utimes, type FileHandle } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import type { UsageBatch } from './aggregator.js'
+import { addMicros, formatMicros, type Micros } from './decimal.js'
+import type { Undeliverable } from './drops.js'
+import { InvalidOptionError } from './errors.js'
+import { decodeJournal, encodeLine, JournalState, type BodyLine, type DecodedJournal } from './journal-format.js'
+import { newOwnerId, ownedFile, ownerIsGone, releaseLock, writeLock, type OwnedFile } from './journal-files.js'
+import type { Logger, UsageEntry } from './types.js'
+
+/** Option `journal`: where and how often usage is journaled. */
+export interface JournalOptions {
+  /**
+   * Directory of the journal files, created if missing. Give it to one deployment: processes
+   * sharing it take over each other's journals when they die. Keep it on a local disk of the
+   * machine (or the container's volume) that restarts the process.
+   */
+  dir: string
+  /**
+   * Milliseconds between appends of recorded usage (one write per interval, off the request
+   * path): what a killed process can lose at most. Default 100.
+   */
+  syncInterval?: number
+  /**
+   * Whether each write is flushed to the disk (`fdatasync`) before it counts as done, so that a
+   * machine crash or power loss, not only a killed process, loses at most one `syncInterval`.
+   * Costs a disk flush per write. Default false.
+   */
+  fsync?: boolean
+}
+
+/** The validated `journal` option. */
+export interface JournalConfig {
+  /** Absolute path of the directory. */
+  readonly dir: string
+  /** Milliseconds between appends. */
+  readonly syncInterval: number
+  /** Whether writes are flushed to the disk. */
+  readonly fsync: boolean
+}
+
+/** The journal's part of `stats()`. */
+export interface JournalStats {
+  /**
+   * `opening` until the directory is locked and scanned; `open` when writes succeed; `failing`
+   * after a write failed (retried at the next batch); `off` when the journal could not be
+   * opened, lost its lock, or was closed. Usage is metered and delivered in every state.
+   */
+  state: 'opening' | 'open' | 'failing' | 'off'
+  /** Bytes of this process's journal file. */
+  bytes: number
+  /** Failed writes or rewrites (disk full, directory gone, …). */
+  writeErrors: number
+  /** The latest error, `code: message`; null when none. */
+  lastError: string | null
+  /** Journals taken over from processes that died. */
+  recovered: {
+    /** Journal files taken over. */
+    journals: number
+    /** Usage records (customer, feature) put back for delivery. */
+    records: number
+    /** Their exact total. */
+    units: string
+    /** Records a dead process's flush had in flight: retried or dropped according to `ambiguous`. */
+    ambiguous: number
+    /** Lines skipped because a crash cut them short or they were damaged. */
+    skippedLines: number
+  }
+}
+
+/** What a take-over found: usage to deliver, and in-flight usage dropped under `ambiguous: 'drop'`. */
+export interface Recovery {
+  pending: UsageBatch
+  ambiguous: Undeliverable[]
+}
+
+/** How often this process proves its lock alive, and when another host's lock counts as abandoned. */
+export interface JournalTiming {
+  /** Milliseconds between lock refreshes. Default 10,000. */
+  heartbeatMs: number
+  /** Milliseconds without refresh after which a lock is abandoned. Default 60,000. */
+  staleMs: number
+}
+
+const DEFAULT_TIMING: JournalTiming = { heartbeatMs: 10_000, staleMs: 60_000 }
+
+/** The journal is rewritten from memory once it outgrows this and four times its last rewrite. */
+const COMPACT_MIN_BYTES = 1024 * 1024 // 1 MiB
+
+const IN_FLIGHT_ERROR = { message: 'in flight when the process that recorded it died: Kinde may or may not have applied it' }
+
+/**
+ * Validates option `journal`.
+ * @throws InvalidOptionError naming `journal`, `journal.dir`, `journal.syncInterval` or `journal.fsync`.
+ */
+export function resolveJournalConfig (value: unknown, shared: boolean): JournalConfig | undefined {
+  if (value === undefined) return undefined
+  if (value === null || typeof value !== 'object') throw new InvalidOptionError('journal', 'must be an object such as { dir }')
+  if (shared) {
+    throw new InvalidOptionError('journal', 'cannot be combined with a shared store: the store already keeps pending usage outside this process')
+  }
+  const { dir, syncInterval = 100, fsync = false } = value as JournalOptions
+  if (typeof dir !== 'string' || dir.length === 0) throw new InvalidOptionError('journal.dir', 'must be a non-empty path')
+  if (typeof syncInterval !== 'number' || !Number.isFinite(syncInterval) || syncInterval <= 0) {
+    throw new InvalidOptionError('journal.syncInterval', `must be a positive number of milliseconds, got ${JSON.stringify(syncInterval)}`)
+  }
+  if (typeof fsync !== 'boolean') throw new InvalidOptionError('journal.fsync', 'must be true or false')
+  return Object.freeze({ dir: resolve(dir), syncInterval, fsync })
+}
+
+/** This process's journal, and the take-over of journals left by dead processes. */
+export class Journal {
+  readonly #config: JournalConfig
+  readonly #dropAmbiguous: boolean
+  readonly #logger: Logger
+  readonly #timing: JournalTiming
+  readonly #owner = newOwnerId()
+  readonly #path: string
+  readonly #lockPath: string
+  readonly #tmpPath: string
+  /** What is pending, as the lines written or queued so far describe it. */
+  readonly #state = new JournalState()
+  #status: JournalStats['state'] = 'opening'
+  #handle: FileHandle | undefined
+  #queue: string[] = []
+  #writeQueued = false
+  /** Whether the next write rewrites the whole journal from memory. */
+  #rewrite = true
+  /** Every file operation, in order: each task catches its own errors. */
+  #tail: Promise<unknown> = Promise.resolve()
+  #heartbeat: NodeJS.Timeout | undefined
+  #bytes = 0
+  #compactAt = COMPACT_MIN_BYTES
+  #claims = 0
+  /** Ids of journals taken over whose files are not deleted yet: written in the header so they are never replayed twice. */
+  #absorbed = new Set<string>()
+  /** Files to delete once what was taken over is safe in this journal. */
+  #discard: string[] = []
+  #writeErrors = 0
+  #lastError: string | null = null
+  readonly #recovered = { journals: 0, records: 0, micros: 0 as Micros, ambiguous: 0, skippedLines: 0 }
+
+  /**
+   * @param dropAmbiguous true under `ambiguous: 'drop'`: usage a dead process had in flight is
+   *   reported dropped instead of sent again.
+   */
+  constructor (config: JournalConfig, dropAmbiguous: boolean, logger: Logger, timing: JournalTiming = DEFAULT_TIMING) {
+    this.#config = config
+    this.#dropAmbiguous = dropAmbiguous
+    this.#logger = logger
+    this.#timing = timing
+    this.#path = join(config.dir, `${this.#owner}.journal`)
+    this.#lockPath = join(config.dir, `${this.#owner}.lock`)
+    this.#tmpPath = join(config.dir, `${this.#owner}.tmp`)
+  }
+
+  /**
+   * Opens the journal at the first call (creates the directory, locks it for this process),
+   * then, at every call, takes over the journals of processes that died. Resolves with what
+   * they left; never rejects (a directory that cannot be used turns the journal off).
+   */
+  recover (): Promise<Recovery> {
+    return this.#enqueue(() => this.#recover())
+  }
+
+  /** Journals usage drained from the recorder: written with the next write, never awaited. */
+  append (entries: UsageEntry[]): void {
+    if (this.#status === 'off') return
+    this.#push(this.#state.add(entries))
+  }
+
+  /** Resolves when everything journaled so far is written (or its write failed). Never rejects. */
+  written (): Promise<void> {
+    return this.#tail.then(() => {})
+  }
+
+  /** Journals a flush's take: in flight until {@link Journal.settled}. Resolves once written. */
+  taken (entries: UsageEntry[]): Promise<void> {
+    if (this.#status !== 'off') this.#push(this.#state.take(entries))
+    return this.written()
+  }
+
+  /**
+   * Journals the end of a flush: what was taken and is not in `leftover` was delivered or
+   * reported dropped, and stops being pending. Resolves once written.
+   */
+  settled (taken: UsageEntry[], leftover: UsageEntry[]): Promise<void> {
+    if (this.#status !== 'off') {
+      const kept = new Set(leftover)
+      this.#push(this.#state.settle(taken.filter(entry => !kept.has(entry))))
+    }
+    return this.written()
+  }
+
+  /**
+   * Stops journaling and deletes this process's files: call it once every pending usage was
+   * delivered or reported dropped (the core's `close()` does). Never rejects.
+   */
+  close (): Promise<void> {
+    clearInterval(this.#heartbeat)
+    return this.#enqueue(async () => {
+      if (this.#status === 'off') return
+      this.#status = 'off'
+      releaseLock(this.#owner)
+      try {
+        await this.#handle?.close()
+        for (const path of [...this.#discard, this.#path, this.#lockPath]) await rm(path, { force: true })
+      } catch (error) {
+        this.#logger.error({ err: error, dir: this.#config.dir }, 'kinde-metering: the journal files could not be removed at close')
+      }
+    })
+  }
+
+  /** The journal's counters, for `stats()`. */
+  stats (): JournalStats {
+    const { journals, records, micros, ambiguous, skippedLines } = this.#recovered
+    return {
+      state: this.#status,
+      bytes: this.#bytes,
+      writeErrors: this.#writeErrors,
+      lastError: this.#lastError,
+      recovered: { journals, records, units: formatMicros(micros), ambiguous, skippedLines }
+    }
+  }
+
+  #enqueue<T> (task: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(task)
+    this.#tail = run
+    return run
+  }
+
+  #push (line: BodyLine): void {
+    // Until the journal is open, its first rewrite covers what the state already holds.
+    if (this.#status === 'opening') return
+    this.#queue.push(encodeLine(line))
+    if (this.#writeQueued) return
+    this.#writeQueued = true
+    void this.#enqueue(() => this.#write())
+  }
+
+  /** Writes what is queued, or rewrites the whole journal when it must (first write, after a failure, grown too big). */
+  async #write (): Promise<void> {
+    this.#writeQueued = false
+    const rewrite = this.#rewrite || this.#bytes >= this.#compactAt
+    if (this.#status === 'off' || (!rewrite && this.#queue.length === 0)) return
+    try {
+      if (rewrite) {
+        await this.#compact()
+        return
+      }
+      const text = this.#queue.join('')
+      this.#queue = []
+      // writeFile, unlike write, goes on after a short write (a disk filling up) or throws.
+      await this.#handle!.writeFile(text)
+      if (this.#config.fsync) await this.#handle!.datasync()
+      this.#bytes += Buffer.byteLength(text)
+    } catch (error) {
+      // The file may now miss lines or end in half of one: a rewrite from memory makes it whole.
+      this.#rewrite = true
+      this.#fail(error)
+    }
+  }
+
+  /** Rewrites the journal from memory (aside, then renamed over it), then deletes what it absorbed. */
+  async #compact (): Promise<void> {
+    const text = this.#state.snapshot({ t: 'H', id: this.#owner, absorbed: [...this.#absorbed] })
+    this.#queue = []
+    const tmp = await open(this.#tmpPath, 'w')
+    try {
+      await tmp.writeFile(text)
+      if (this.#config.fsync) await tmp.datasync()
+    } finally {
+      await tmp.close()
+    }
+    await rename(this.#tmpPath, this.#path)
+    if (this.#config.fsync) await syncDirectory(this.#config.dir)
+    const previous = this.#handle
+    this.#handle = await open(this.#path, 'a')
+    await previous?.close()
+    this.#rewrite = false
+    this.#bytes = Buffer.byteLength(text)
+    this.#compactAt = Math.max(COMPACT_MIN_BYTES, 4 * this.#bytes)
+    for (const path of this.#discard) await rm(path, { force: true })
+    this.#discard = []
+    this.#absorbed.clear()
+    if (this.#status === 'failing') this.#logger.warn({ dir: this.#config.dir }, 'kinde-metering: journal writes succeed again')
+    this.#status = 'open'
+  }
+
+  #fail (error: unknown): void {
+    this.#writeErrors++
+    this.#lastError = describe(error)
+    if (this.#status === 'failing') return
+    this.#status = 'failing'
+    this.#logger.error({ err: error, dir: this.#config.dir },
+      'kinde-metering: journal write failed; usage is still metered and delivered, but until writes succeed again a crash could lose it')
+  }
+
+  async #recover (): Promise<Recovery> {
+    const nothing: Recovery = { pending: { entries: [], oldest: Infinity }, ambiguous: [] }
+    if (this.#status === 'off') return nothing
+    const opening = this.#status === 'opening'
+    try {
+      if (opening) {
+        await mkdir(this.#config.dir, { recursive: true })
+        await writeLock(this.#config.dir, this.#owner)
+        this.#heartbeat = setInterval(() => { void this.#enqueue(() => this.#beat()) }, this.#timing.heartbeatMs).unref()
+        this.#status = 'open'
+      }
+      const recovery = this.#absorb(await this.#claimDead())
+      // What was taken over must be in this journal before the files it came from are deleted.
+      if (this.#discard.length > 0) this.#rewrite = true
+      await this.#write()
+      return recovery
+    } catch (error) {
+      if (!opening) {
+        this.#fail(error)
+        return nothing
+      }
+      clearInterval(this.#heartbeat)
+      this.#status = 'off'
+      this.#lastError = describe(error)
+      this.#logger.error({ err: error, dir: this.#config.dir },
+        'kinde-metering: the journal directory cannot be used; metering goes on in memory, without crash safety')
+      return nothing
+    }
+  }
+
+  /** Renames the journals of dead owners to this owner's name (the claim), and reads them. */
+  async #claimDead (): Promise<Array<DecodedJournal & { name: string }>> {
+    const byOwner = new Map<string, OwnedFile[]>()
+    for (const name of await readdir(this.#config.dir)) {
+      const file = ownedFile(name)
+      if (file === undefined || file.owner === this.#owner) continue
+      const files = byOwner.get(file.owner) ?? []
+      files.push(file)
+      byOwner.set(file.owner, files)
+    }
+    const found: Array<DecodedJournal & { name: string }> = []
+    for (const [owner, files] of byOwner) {
+      if (!await ownerIsGone(this.#config.dir, owner, this.#timing.staleMs)) continue
+      const leftovers: string[] = []
+      for (const file of files) {
+        if (file.type !== 'journal') {
+          leftovers.push(join(this.#config.dir, file.name))
+          continue
+        }
+        const claimed = join(this.#config.dir, `${this.#owner}~${++this.#claims}.journal`)
+        try {
+          await rename(join(this.#config.dir, file.name), claimed)
+        } catch {
+          // Another process claimed it first.
+          continue
+        }
+        this.#discard.push(claimed)
+        found.push({ name: file.name, ...decodeJournal(await readFile(claimed, 'utf8')) })
+      }
+      // The dead owner's lock goes last, after its journals.
+      this.#discard.push(...leftovers)
+    }
+    return found
+  }
+
+  /** Adds what the claimed journals hold to this journal; returns what to deliver and what to drop. */
+  #absorb (found: Array<DecodedJournal & { name: string }>): Recovery {
+    const absorbedElsewhere = new Set(found.flatMap(journal => journal.header?.absorbed ?? []))
+    const pending: UsageEntry[] = []
+    const ambiguous: UsageEntry[] = []
+    for (const journal of found) {
+      if (journal.skipped > 0) {
+        this.#logger.warn({ file: journal.name, skipped: journal.skipped },
+          'kinde-metering: journal lines cut short by a crash or damaged were skipped; the rest is recovered')
+      }
+      this.#recovered.skippedLines += journal.skipped
+      if (journal.header !== undefined) this.#absorbed.add(journal.header.id)
+      // A copy whose content another claimed journal already took in.
+      if (absorbedElsewhere.has(String(journal.header?.id))) continue
+      const state = new JournalState()
+      for (const line of journal.lines) state.apply(line)
+      const split = state.split(this.#dropAmbiguous)
+      pending.push(...split.pending)
+      ambiguous.push(...split.inFlight)
+      this.#recovered.journals++
+    }
+    const dropped = this.#dropAmbiguous ? ambiguous : []
+    this.#state.add(pending)
+    let oldest = Infinity
+    let micros: Micros = 0
+    for (const entry of pending) {
+      if (entry.at < oldest) oldest = entry.at
+      micros = addMicros(micros, entry.micros)
+    }
+    this.#recovered.records += pending.length
+    this.#recovered.micros = addMicros(this.#recovered.micros, micros)
+    this.#recovered.ambiguous += ambiguous.length
+    if (found.length > 0) {
+      this.#logger.warn({ journals: found.length, records: pending.length, units: formatMicros(micros), ambiguous: ambiguous.length, dropped: dropped.length },
+        'kinde-metering: took over the journals of processes that died; their usage is delivered with the next flush')
+    }
+    return { pending: { entries: pending, oldest }, ambiguous: dropped.map(entry => ({ entry, error: IN_FLIGHT_ERROR })) }
+  }
+
+  /** Refreshes the lock; a lock that is gone means another process took this journal over. */
+  async #beat (): Promise<void> {
+    const now = new Date()
+    try {
+      await utimes(this.#lockPath, now, now)
+    } catch (error) {
+      clearInterval(this.#heartbeat)
+      this.#status = 'off'
+      this.#lastError = describe(error)
+      releaseLock(this.#owner)
+      this.#logger.error({ err: error, dir: this.#config.dir },
+        'kinde-metering: this process lost its journal lock (another process judged it dead and took its journal over); ' +
+        'journaling stops, usage is still delivered, and what both hold may be delivered twice')
+    }
+  }
+}
+
+/** Makes a rename inside the directory durable. */
+async function syncDirectory (dir: string): Promise<void> {
+  const handle = await open(dir, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
+function describe (error: unknown): string {
+  const { code, message } = error as NodeJS.ErrnoException
+  return `${String(code)}: ${message}`
+}
