@@ -19,35 +19,51 @@ export interface MeteringOptions<Request = unknown> {
    * emulator. Default: env `KINDE_DOMAIN`. Custom domains do not serve the Management API.
    */
   domain?: string
-  /** M2M application client id. Default: env `KINDE_MANAGEMENT_CLIENT_ID`. */
+  /**
+   * Client id of a Kinde machine-to-machine application authorized for the Kinde Management API
+   * with the scope `create:meter_usage`, plus `read:users`, `read:organizations` and
+   * `read:billing_agreements` when customers are named by `userId`, `orgCode` or `customerId`.
+   * Default: env `KINDE_MANAGEMENT_CLIENT_ID`.
+   */
   clientId?: string
   /** M2M application client secret. Default: env `KINDE_MANAGEMENT_CLIENT_SECRET`. Never logged. */
   clientSecret?: string
   /**
-   * A Management API access token, or a function returning one, used instead of client
-   * credentials. The function is called at every send; cache inside it.
+   * A Management API access token (with the scopes of `clientId`), or a function returning one,
+   * used instead of client credentials: `clientId` and `clientSecret` are then not needed. The
+   * function is called at every send; cache inside it. Default: none.
    */
   accessToken?: AccessTokenSource
   /**
    * Who pays for a request: `{ agreementId }`, `{ customerId }`, `{ userId }` or `{ orgCode }`;
    * `undefined` leaves the request unmetered. May return a promise. Errors are counted and
-   * logged, never thrown into the request. Each adapter documents its default.
+   * logged, never thrown into the request. Default: the adapter's (Fastify: the verified token in
+   * `request.user`, its `org_code` as `{ orgCode }`, else its `sub` as `{ userId }`).
    */
   customer?: (request: Request) => CustomerRef | undefined | Promise<CustomerRef | undefined>
-  /** Milliseconds between deliveries. Default 60,000 (one minute). */
+  /**
+   * Milliseconds between deliveries; a delivery retries within this time, then leaves what is
+   * left for the next one. Default 60,000 (one minute).
+   */
   flushInterval?: number
-  /** Milliseconds `close()` keeps retrying before it reports what remains. Default 10,000. */
+  /**
+   * Milliseconds `close()` keeps retrying before it reports what remains through `onDrop` with
+   * reason `shutdown`. Default 10,000 (ten seconds).
+   */
   shutdownTimeout?: number
-  /** Sends to Kinde in flight at once. Default 4. */
+  /** Requests to Kinde in flight at once, and connections kept open to it. Default 4. */
   concurrency?: number
-  /** Milliseconds before a request to Kinde times out (connect, headers, body each). Default 10,000. */
+  /** Milliseconds before a request to Kinde times out (connect, headers, body each). Default 10,000 (ten seconds). */
   requestTimeout?: number
   /**
    * Whether a route meter counts a response with this status. Default: status below 400.
-   * `meter()` amounts set from a handler always count.
+   * Amounts a handler records with `reply.meter()` (Express: `res.meter()`) always count.
    */
   countStatus?: (statusCode: number) => boolean
-  /** Called with records that will not be delivered, with the reason. */
+  /**
+   * Called with records that will not be delivered, with the reason, so they can be kept or
+   * replayed. Default: none; every drop is logged and counted in `stats().dropped` either way.
+   */
   onDrop?: OnDrop
   /**
    * What to do when a send failed in a way that may have been applied (timeout or reset after
@@ -75,7 +91,10 @@ export interface MeteringOptions<Request = unknown> {
   agreementCacheTtl?: number
   /** Entries the look-up cache holds at most. Default 10,000. */
   agreementCacheSize?: number
-  /** Where the core logs. Fastify's plugin passes the app's logger. */
+  /**
+   * Where the core logs (pino-compatible). Default: the Fastify app's logger under the plugin;
+   * otherwise warnings and errors on stderr.
+   */
   logger?: Logger
   /** Where pending usage is kept between flushes. Default: in memory, per process. */
   store?: UsageStore
