@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { Redis, type RedisOptions } from 'ioredis'
-import { Metering, type MeteringOptions } from '../lib/index.js'
+import { addMicros, formatMicros, Metering, toMicros, type MeteringOptions } from '../lib/index.js'
 import { redisStore, type RedisStore, type RedisStoreOptions } from '../lib/redis.js'
 import type { KindeEmulator } from '../lib/testing.js'
 import { emulator, memoryLogger } from './fixtures.js'
@@ -68,14 +68,18 @@ t.test('sums from several instances merge exactly, decimals and huge values incl
   b.metering.record({ agreementId: 'agr_3' }, 'cpu_ms', 0.000001)
   a.metering.record({ agreementId: 'agr_1' }, 'renders', 1_000_000.5)
   b.metering.record({ agreementId: 'agr_1' }, 'renders', 999_999.5)
+  // Just under 2^53 micros, where splitting at 10^12 with floating-point division could round.
+  a.metering.record({ agreementId: 'agr_2' }, 'request_bytes', 9_007_199_254.740991)
+  b.metering.record({ agreementId: 'agr_2' }, 'request_bytes', 8_999_999_999.999999)
   t.equal((await b.metering.flush()).delivered, false, 'the other only merges its sums')
   const outcome = await a.metering.flush()
-  t.equal(outcome.sent, 4)
+  t.equal(outcome.sent, 5)
   t.equal(kinde.usage('agr_1', 'llm_tokens'), '30')
   t.equal(kinde.usage('agr_1', 'renders'), '2000000')
   t.equal(kinde.usage('agr_2', 'egress_bytes'), '18000000000.5')
   t.equal(kinde.usage('agr_3', 'cpu_ms'), '10000000000000001000000')
-  t.equal(kinde.records.length, 4, 'a record per pair per flush, whichever instance recorded it')
+  t.equal(kinde.usage('agr_2', 'request_bytes'), formatMicros(addMicros(toMicros(9_007_199_254.740991), toMicros(8_999_999_999.999999))))
+  t.equal(kinde.records.length, 5, 'a record per pair per flush, whichever instance recorded it')
 })
 
 t.test('more pairs than one merge script carries are merged in several, exactly', async t => {

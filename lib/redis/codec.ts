@@ -27,8 +27,17 @@ export function encodeEntries (entries: UsageEntry[]): string[] {
   const args: string[] = []
   for (const entry of entries) {
     const micros = entry.micros
-    const high = typeof micros === 'number' ? Math.floor(micros / LOW_BASE).toString() : (micros / BIG_BASE).toString()
-    const low = typeof micros === 'number' ? (micros % LOW_BASE).toString() : (micros % BIG_BASE).toString()
+    let high: string
+    let low: string
+    if (typeof micros === 'number') {
+      const remainder = micros % LOW_BASE
+      // micros − remainder is a multiple of LOW_BASE: dividing it is exact, where flooring a quotient may round.
+      high = ((micros - remainder) / LOW_BASE).toString()
+      low = remainder.toString()
+    } else {
+      high = (micros / BIG_BASE).toString()
+      low = (micros % BIG_BASE).toString()
+    }
     args.push(pairOf(entry), high, low, String(entry.at))
   }
   return args

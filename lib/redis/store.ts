@@ -11,11 +11,12 @@
 import { randomUUID } from 'node:crypto'
 import { Aggregator, type UsageBatch } from '../core/aggregator.js'
 import { addMicros, formatMicros, type Micros } from '../core/decimal.js'
-import { InvalidOptionError, KindeMeteringError } from '../core/errors.js'
+import { InvalidOptionError } from '../core/errors.js'
 import type { StoreContext, StorePending, UsageStore } from '../core/store.js'
 import type { UsageEntry } from '../core/types.js'
+import { ignore, RedisChannel } from './channel.js'
 import { decodeHash, encodeEntries, fieldsOf } from './codec.js'
-import { LEASE, MERGE_BATCH, runScript, SETTLE, TAKE, type Script, type ScriptClient } from './scripts.js'
+import { LEASE, MERGE_BATCH, SETTLE, TAKE, type ScriptClient } from './scripts.js'
 
 /** Pairs per merge script: larger batches are split so no script holds Redis for long. */
 const MERGE_CHUNK = 1000
@@ -66,17 +67,9 @@ export class RedisStore implements UsageStore {
   readonly shared = true
   /** Random id of this instance in Redis (the lease holds it). */
   readonly instanceId = randomUUID()
-  /**
-   * Usage recovered from flushes that other instances took and never finished (they stopped, or
-   * lost the lease mid-flush): snapshots and entries. Delivered again under `ambiguous: 'retry'`,
-   * so what those instances had sent just before may count twice; dropped with reason
-   * `ambiguous` under `'drop'`.
-   */
-  readonly recovered = { snapshots: 0, entries: 0 }
 
-  readonly #client: ScriptClient
+  readonly #redis: RedisChannel
   readonly #leaseTtl: number
-  readonly #timeout: number
   readonly #keys: { live: string, lease: string, inflight: string, seq: string, seen: string, snapshot: string }
   #context = undefined as unknown as StoreContext
   #attached = false
@@ -93,15 +86,12 @@ export class RedisStore implements UsageStore {
   /** A take whose settle Redis did not confirm: settled again before the next take. */
   #unsettled: Take | undefined
   #renewal: NodeJS.Timeout | undefined
-  /** Commands that timed out and are still unanswered: while any is, Redis counts as unavailable. */
-  #stalled = 0
-  #down = false
+  readonly #recovered = { snapshots: 0, entries: 0 }
 
   constructor (config: RedisStoreConfig) {
-    this.#client = config.client
+    this.#redis = new RedisChannel(config.client, config.timeout)
     this.syncInterval = config.syncInterval
     this.#leaseTtl = config.leaseTtl
-    this.#timeout = config.timeout
     const prefix = config.prefix
     this.#keys = {
       live: `${prefix}live`,
@@ -117,7 +107,15 @@ export class RedisStore implements UsageStore {
   get isLeader (): boolean { return this.#renewal !== undefined }
 
   /** False from a failed Redis command until one succeeds again. */
-  get isAvailable (): boolean { return !this.#down }
+  get isAvailable (): boolean { return this.#redis.available }
+
+  /**
+   * Usage recovered from flushes that other instances took and never finished (they stopped, or
+   * lost the lease mid-flush): snapshots and entries. Delivered again under `ambiguous: 'retry'`,
+   * so what those instances had in flight may count twice; dropped with reason `ambiguous` under
+   * `'drop'`.
+   */
+  get recovered (): { snapshots: number, entries: number } { return { ...this.#recovered } }
 
   /**
    * Takes the core's logger, `ambiguous` policy and drop path.
@@ -129,6 +127,7 @@ export class RedisStore implements UsageStore {
     }
     this.#attached = true
     this.#context = context
+    this.#redis.logger = context.logger
   }
 
   /** Keeps the batch in memory and sends it, with anything kept earlier, to Redis. Never rejects. */
@@ -148,13 +147,11 @@ export class RedisStore implements UsageStore {
     const adopt = this.#context.ambiguous === 'retry'
     let reply: Array<string | number | string[]> | null
     try {
-      reply = await this.#call(TAKE, [this.#keys.lease, this.#keys.live, this.#keys.inflight, this.#keys.seq],
+      reply = await this.#redis.run(TAKE, [this.#keys.lease, this.#keys.live, this.#keys.inflight, this.#keys.seq],
         [this.instanceId, id, this.#leaseTtl, adopt ? '1' : '0']) as typeof reply
-    } catch (error) {
-      this.#unavailable(error)
+    } catch {
       return undefined
     }
-    this.#available()
     if (reply === null) {
       this.#follow()
       return undefined
@@ -169,8 +166,8 @@ export class RedisStore implements UsageStore {
       const certain = reply[i + 1] === 1
       const snapshot = decodeHash(reply[i + 2] as string[])
       if (!certain) {
-        this.recovered.snapshots++
-        this.recovered.entries += snapshot.entries.length
+        this.#recovered.snapshots++
+        this.#recovered.entries += snapshot.entries.length
         orphaned = orphaned.concat(snapshot.entries)
         if (!adopt) continue
       }
@@ -195,7 +192,7 @@ export class RedisStore implements UsageStore {
     }
     // Not awaited and not retried: a lost HDEL only means that, should this instance die before
     // it settles, its successor delivers the record again (at-least-once, as documented).
-    for (const [key, names] of fields) this.#client.hdel(key, names).catch(ignore)
+    for (const [key, names] of fields) this.#redis.forget(key, names)
   }
 
   /** Keeps what was not delivered, to merge back into Redis when the take settles. */
@@ -240,7 +237,7 @@ export class RedisStore implements UsageStore {
     await this.#pushes
     clearTimeout(this.#retry)
     // When Redis is unreachable the lease expires on its own after leaseTtl.
-    await this.#call(LEASE, [this.#keys.lease], [this.instanceId, '0']).catch(ignore)
+    await this.#redis.run(LEASE, [this.#keys.lease], [this.instanceId, '0']).catch(ignore)
     const [unconfirmed, ...waiting] = this.#outbox
     this.#outbox = []
     let unsent = this.#unsynced.drain().entries
@@ -269,10 +266,9 @@ export class RedisStore implements UsageStore {
       }
       const outgoing = this.#outbox[0]
       try {
-        await this.#call(MERGE_BATCH, [this.#keys.live, this.#keys.seen],
+        await this.#redis.run(MERGE_BATCH, [this.#keys.live, this.#keys.seen],
           [outgoing.number, SEEN_TTL, outgoing.oldest, ...encodeEntries(outgoing.entries)])
-      } catch (error) {
-        this.#unavailable(error)
+      } catch {
         this.#retry ??= setTimeout(() => {
           this.#retry = undefined
           void this.#send()
@@ -280,7 +276,6 @@ export class RedisStore implements UsageStore {
         return
       }
       this.#outbox.shift()
-      this.#available()
     }
   }
 
@@ -289,14 +284,12 @@ export class RedisStore implements UsageStore {
     take.settling = true
     let owned: unknown
     try {
-      owned = await this.#call(SETTLE, [this.#keys.inflight, this.#keys.live], [take.id, take.oldest, ...encodeEntries(take.leftover)])
-    } catch (error) {
+      owned = await this.#redis.run(SETTLE, [this.#keys.inflight, this.#keys.live], [take.id, take.oldest, ...encodeEntries(take.leftover)])
+    } catch {
       this.#unsettled = take
-      this.#unavailable(error)
       return false
     }
     this.#unsettled = undefined
-    this.#available()
     // Not owned on a retry may only mean that the earlier attempt ran: Redis never answered it.
     if (owned === 0 && !retried) {
       this.#context.logger.warn({ records: take.from.size },
@@ -326,55 +319,8 @@ export class RedisStore implements UsageStore {
   }
 
   async #renew (): Promise<void> {
-    let held: unknown
-    try {
-      held = await this.#call(LEASE, [this.#keys.lease], [this.instanceId, this.#leaseTtl])
-    } catch (error) {
-      this.#unavailable(error)
-      return
-    }
-    this.#available()
+    // A failed renewal is retried at the next tick; the lease lasts three of them.
+    const held = await this.#redis.run(LEASE, [this.#keys.lease], [this.instanceId, this.#leaseTtl]).catch(ignore)
     if (held === 0) this.#follow()
   }
-
-  /**
-   * Runs a script, waiting at most `timeout`. A command that timed out may still run later, so
-   * nothing more is sent until it is answered: Redis counts as unavailable meanwhile.
-   */
-  #call (script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
-    if (this.#stalled > 0) {
-      return Promise.reject(new KindeMeteringError('KINDE_METERING_REDIS_UNAVAILABLE', 'kinde-metering: an earlier Redis command is still unanswered'))
-    }
-    const reply = runScript(this.#client, script, keys, args)
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#stalled++
-        const answered = (): void => { this.#stalled-- }
-        reply.then(answered, answered)
-        reject(new KindeMeteringError('KINDE_METERING_REDIS_UNAVAILABLE', `kinde-metering: Redis did not answer within ${this.#timeout} ms`))
-      }, this.#timeout)
-      reply.then(value => {
-        clearTimeout(timer)
-        resolve(value)
-      }, error => {
-        clearTimeout(timer)
-        reject(error)
-      })
-    })
-  }
-
-  #unavailable (error: unknown): void {
-    if (this.#down) return
-    this.#down = true
-    this.#context.logger.error({ err: error },
-      'kinde-metering: Redis is unavailable; usage stays in this instance\'s memory (up to maxPendingKeys) and is merged when Redis answers again')
-  }
-
-  #available (): void {
-    if (!this.#down) return
-    this.#down = false
-    this.#context.logger.info({}, 'kinde-metering: Redis answers again; usage kept meanwhile is merged')
-  }
 }
-
-function ignore (): void {}
