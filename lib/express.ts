@@ -171,7 +171,7 @@ class ExpressAdapter {
   /** Records the route's meters when the response finishes; a response that never finishes records nothing. */
   track (req: Request, res: MeteredResponse, meters: Array<CompiledMeter<Request, Response>>, countBytes: boolean): void {
     const bytes = countBytes ? new BodyBytes(res) : undefined
-    res.once('finish', () => { this.#finished(req, res, meters, bytes) })
+    res.on('finish', () => { this.#finished(req, res, meters, bytes) })
   }
 
   /** Runs in a `finish` listener, where a throw would crash the process: nothing here throws. */
