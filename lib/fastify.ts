@@ -81,6 +81,7 @@ function appendHook<T> (existing: T | T[] | undefined, hook: T): T[] {
 
 async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMeteringOptions): Promise<void> {
   const metering = new Metering({ logger: fastify.log, ...options })
+  await metering.ready()
   const { countStatus } = metering.config
   const customerOf = options.customer ?? customerFromUser
 

@@ -60,9 +60,12 @@ t.test('the journal a killed process left is taken over: pending usage comes bac
   const dir = t.testdir()
   await deadJournal(t, dir, [
     { append: [[0, 'agr_1', 'searches', 1_000_000, 1000], [1, 'cus_1', 'cpu_ms', 2_500_000, 2000]] },
-    { append: [[0, 'agr_1', 'searches', 500_000, 3000], [0, 'agr_2', 'searches', BIG, 4000]] },
-    // A flush takes two pairs: agr_1 is delivered, cus_1 is left over.
-    { take: [[0, 'agr_1', 'searches', 1_500_000, 3000], [1, 'cus_1', 'cpu_ms', 2_500_000, 2000]] },
+    { append: [[0, 'agr_1', 'searches', 500_000, 3000], [0, 'agr_2', 'searches', BIG, 4000], [0, 'agr_3', 'searches', 7_000_000, 4000]] },
+    // A flush takes three pairs and sends them: Kinde accepts agr_1, rejects agr_3 (dropped), and
+    // fails cus_1 without applying it (left over).
+    { take: [[0, 'agr_1', 'searches', 1_500_000, 3000], [1, 'cus_1', 'cpu_ms', 2_500_000, 2000], [0, 'agr_3', 'searches', 7_000_000, 4000]] },
+    { send: [0, 1, 2] },
+    { deliver: [0] },
     { settle: [1] },
     { append: [[0, 'agr_1', 'searches', 3_000_000, 5000]] }
   ])
@@ -78,7 +81,7 @@ t.test('the journal a killed process left is taken over: pending usage comes bac
   })
   t.equal(recovery.pending.oldest, 2000)
   t.same(recovery.ambiguous, [])
-  t.match(survivor.stats(), { state: 'open', recovered: { journals: 1, records: 3, units: '9007199254740998.500001', ambiguous: 0, skippedLines: 0 } })
+  t.match(survivor.stats(), { state: 'open', recovered: { journals: 1, pending: { records: 3, units: '9007199254740998.500001' }, ambiguous: { records: 0, units: '0' }, skippedLines: 0 } })
 
   const files = await readdir(dir)
   t.equal(files.filter(name => deadFiles.includes(name)).length, 0, 'the dead process\'s files are gone')
@@ -94,11 +97,13 @@ t.test('usage a flush had in flight when its process died is sent again under re
   await source.recover()
   const delivered = [entry('agr_1', 9, 500)]
   source.append(delivered)
-  await source.taken(delivered)
+  await source.sending(delivered)
+  source.delivered(delivered)
   await source.settled(delivered, [])
-  source.append([entry('agr_1', 4, 1000), entry('agr_3', 3, 1000)])
-  const inFlight = [entry('agr_1', 4, 1000), entry('agr_3', 3, 1000)]
-  await source.taken(inFlight)
+  // The next flush takes three pairs; two are being sent when the process dies, agr_4 waits its turn.
+  const taken = [entry('agr_1', 4, 1000), entry('agr_3', 3, 1000), entry('agr_4', 5, 1000)]
+  source.append(taken)
+  await source.sending(taken.slice(0, 2))
   // Recorded while the flush was sending, in the same pair and another.
   source.append([entry('agr_1', 1, 2000), entry('agr_2', 7, 2000)])
   await leaveAsDead(source, join(dir, 'source'), join(dir, 'retry'))
@@ -106,16 +111,16 @@ t.test('usage a flush had in flight when its process died is sent again under re
 
   const retrying = journal(t, join(dir, 'retry'))
   const retried = await retrying.recover()
-  t.same(byPair(retried.pending.entries), { '0/agr_1/searches': ['5', 2000], '0/agr_2/searches': ['7', 2000], '0/agr_3/searches': ['3', 1000] })
+  t.same(byPair(retried.pending.entries), { '0/agr_1/searches': ['5', 2000], '0/agr_2/searches': ['7', 2000], '0/agr_3/searches': ['3', 1000], '0/agr_4/searches': ['5', 1000] })
   t.same(retried.ambiguous, [])
-  t.equal(retrying.stats().recovered.ambiguous, 2, 'counted as ambiguous')
+  t.same(retrying.stats().recovered.ambiguous, { records: 2, units: '7' }, 'counted as ambiguous')
 
   const dropping = journal(t, join(dir, 'drop'), { drop: true })
   const dropped = await dropping.recover()
-  t.same(byPair(dropped.pending.entries), { '0/agr_1/searches': ['1', 2000], '0/agr_2/searches': ['7', 2000] })
+  t.same(byPair(dropped.pending.entries), { '0/agr_1/searches': ['1', 2000], '0/agr_2/searches': ['7', 2000], '0/agr_4/searches': ['5', 1000] }, 'what was not being sent is not ambiguous')
   t.same(byPair(dropped.ambiguous.map(item => item.entry)), { '0/agr_1/searches': ['4', 2000], '0/agr_3/searches': ['3', 1000] })
   t.match(dropped.ambiguous[0].error, { message: /in flight when the process that recorded it died/ })
-  t.equal(dropping.stats().recovered.ambiguous, 2)
+  t.same(dropping.stats().recovered.ambiguous, { records: 2, units: '7' })
 })
 
 t.test('lines cut short by the crash or damaged on disk are skipped with a warning; the rest is recovered', async t => {
@@ -127,13 +132,13 @@ t.test('lines cut short by the crash or damaged on disk are skipped with a warni
     await source.written()
   }
   const taken = [entry('agr_2', 2, 1000), entry('agr_3', 4, 1000)]
-  await source.taken(taken)
+  await source.sending(taken)
   await source.settled(taken, [taken[1]])
   source.append([entry('agr_4', 4, 4000)])
   await leaveAsDead(source, join(dir, 'source'), join(dir, 'work'), '1-0000dead')
   const path = join(dir, 'work', '1-0000dead.journal')
   const lines = (await readFile(path, 'utf8')).split('\n')
-  t.equal(lines.length, 9, 'a header, four batches, a take, a settle, a batch, and the final newline')
+  t.equal(lines.length, 9, 'a header, four batches, a send, a settle, a batch, and the final newline')
   lines[0] = lines[0].replace('"H"', '"X"') // the header: its checksum no longer matches
   lines[2] = lines[2].replace('agr_2', 'agr_9') // agr_2's batch, damaged on disk; the flush took and delivered it
   lines[4] = lines[4].replace('agr_3', 'agr_8') // agr_3's second batch: the flush took and left over more than is left
@@ -260,7 +265,7 @@ t.test('a journal rewrites itself once it outgrows 1 MiB, and says the same (wit
   // the 10th on, a flush has ten pairs in flight: the rewrite keeps them in flight.
   const taken = Array.from({ length: 10 }, (_, i) => entry(`agr_${i}`, 10, 9))
   for (let batch = 0; batch < 40; batch++) {
-    if (batch === 10) await source.taken(taken)
+    if (batch === 10) await source.sending(taken)
     // Two appends before a write: written together.
     source.append(Array.from({ length: 500 }, (_, i) => entry(`agr_${i}`, 1, batch)))
     source.append(Array.from({ length: 500 }, (_, i) => entry(`agr_${500 + i}`, 1, batch)))
@@ -273,7 +278,7 @@ t.test('a journal rewrites itself once it outgrows 1 MiB, and says the same (wit
   const recovery = await survivor.recover()
   t.equal(recovery.pending.entries.length, 1000)
   t.ok(recovery.pending.entries.every(entry => entry.micros === 40_000_000 && entry.at === 39))
-  t.equal(survivor.stats().recovered.ambiguous, 10)
+  t.same(survivor.stats().recovered.ambiguous, { records: 10, units: '100' })
 })
 
 t.test('a full disk: writes fail and are counted, usage stays in memory, and the journal is rewritten once there is room', async t => {
@@ -319,7 +324,8 @@ t.test('a directory that cannot be used turns the journal off; one removed later
   t.match(off.stats(), { state: 'off', lastError: /^ENOTDIR/ })
   t.match(entries, [{ level: 'error', msg: /journal directory cannot be used; metering goes on in memory/ }])
   off.append([entry('agr_1', 1, 1)])
-  await off.taken([])
+  await off.sending([])
+  off.delivered([])
   await off.settled([], [])
   t.same(await off.recover(), { pending: { entries: [], oldest: Infinity }, ambiguous: [] })
   await off.close()
@@ -340,8 +346,16 @@ t.test('usage journaled before the journal opened is in its first write; close d
   const [own] = await journalFiles(dir)
   t.same(byPair(await replay(join(dir, own))), { '0/agr_1/searches': ['1', 1000] })
   const delivered = [entry('agr_1', 1, 1000)]
-  await closing.taken(delivered)
+  await closing.sending(delivered)
+  closing.delivered(delivered)
+  // Recorded during the send: the flush settling does not take the delivered record off twice.
+  closing.append([entry('agr_1', 2, 2000)])
   await closing.settled(delivered, [])
+  t.same(byPair(await replay(join(dir, own))), { '0/agr_1/searches': ['2', 2000] })
+  const next = [entry('agr_1', 2, 2000)]
+  await closing.sending(next)
+  closing.delivered(next)
+  await closing.settled(next, [])
   t.same(await replay(join(dir, own)), [])
   t.equal((await readdir(dir)).length, 2, 'its journal and its lock')
   await closing.close()

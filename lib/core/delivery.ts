@@ -73,12 +73,14 @@ export class Delivery {
    * Delivers a batch, retrying sends that failed until the retry attempts or `deadline()`
    * (epoch ms, read again before every wait) run out.
    * @param onDelivered called with the entries of each record as soon as Kinde accepted it.
+   * @param onSending awaited with the entries of each record before it is first sent.
    */
-  async deliver (batch: UsageBatch, deadline: () => number, onDelivered?: (entries: UsageEntry[]) => void): Promise<DeliveryResult> {
+  async deliver (batch: UsageBatch, deadline: () => number, onDelivered?: (entries: UsageEntry[]) => void,
+    onSending?: (entries: UsageEntry[]) => Promise<void>): Promise<DeliveryResult> {
     const result: DeliveryResult = { sent: 0, dropped: 0, leftover: { entries: [], oldest: batch.oldest }, delivered: [] }
     const items = await this.#resolve(batch.entries, result)
     const problems = new Set<string>()
-    await forEachLimited(items, this.#config.concurrency, item => this.#send(item, deadline, result, problems, onDelivered))
+    await forEachLimited(items, this.#config.concurrency, item => this.#send(item, deadline, result, problems, onDelivered, onSending))
     if (result.leftover.entries.length === 0) result.leftover.oldest = Infinity
     return result
   }
@@ -124,7 +126,7 @@ export class Delivery {
   }
 
   async #send (item: SendItem, deadline: () => number, result: DeliveryResult, problems: Set<string>,
-    onDelivered: ((entries: UsageEntry[]) => void) | undefined): Promise<void> {
+    onDelivered: ((entries: UsageEntry[]) => void) | undefined, onSending: ((entries: UsageEntry[]) => Promise<void>) | undefined): Promise<void> {
     const record: MeterUsageRecord = {
       customer_agreement_id: item.agreementId,
       billing_feature_code: item.feature,
@@ -134,6 +136,7 @@ export class Delivery {
     }
     for (let attempt = 1; ; attempt++) {
       if (Date.now() < this.#authBlockedUntil || !await this.#gate.acquire(deadline())) break
+      if (attempt === 1) await onSending?.(item.sources)
       this.#counters.inFlight++
       const outcome = await this.#api.sendMeterUsage(record)
       this.#counters.inFlight--

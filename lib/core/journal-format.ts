@@ -6,9 +6,10 @@
  * lines are skipped and counted, the others replayed. Line types:
  * - `H` header, always first: the journal's id and the ids of journals whose content it absorbed;
  * - `A` usage added (drained from the recorder);
- * - `T` usage taken by a flush: in flight until the next `S`;
- * - `S` a flush settled: the usage listed was delivered or reported dropped (no longer pending);
- *   whatever else was in flight went back to pending.
+ * - `T` usage of a record about to be sent: in flight (Kinde may apply it) until `D` or `S`;
+ * - `D` usage of a record Kinde accepted: no longer pending;
+ * - `S` a flush settled: the usage listed was reported dropped (no longer pending); whatever
+ *   else was in flight failed without being applied and is pending again.
  */
 import { crc32 } from 'node:zlib'
 import { addMicros, isZero, subtractMicros, type Micros } from './decimal.js'
@@ -26,16 +27,16 @@ export interface JournalHeader {
   absorbed: string[]
 }
 
-/** A line after the header: usage added, taken, or settled. */
+/** A line after the header: usage added, being sent, delivered, or a flush settled. */
 export interface BodyLine {
-  t: 'A' | 'T' | 'S'
+  t: 'A' | 'T' | 'D' | 'S'
   e: Tuple[]
 }
 
 /** Any journal line. */
 export type JournalLine = JournalHeader | BodyLine
 
-const LINE_TYPES = new Set(['H', 'A', 'T', 'S'])
+const LINE_TYPES = new Set(['H', 'A', 'T', 'D', 'S'])
 
 /** Pending usage of one pair in a journal, and how much of it a flush has taken. */
 interface Held {
@@ -126,10 +127,16 @@ export class JournalState {
     return { t: 'A', e: entries.map(entry => toTuple(entry, true)) }
   }
 
-  /** Usage taken by a flush: in flight until {@link JournalState.settle}. */
+  /** Usage being sent: in flight until delivered or {@link JournalState.settle}. */
   take (entries: UsageEntry[]): BodyLine {
     for (const entry of entries) this.#take(entry.kind, entry.id, entry.feature, entry.micros)
     return { t: 'T', e: entries.map(entry => toTuple(entry, false)) }
+  }
+
+  /** Usage Kinde accepted: no longer pending. */
+  resolve (entries: UsageEntry[]): BodyLine {
+    for (const entry of entries) this.#resolve(entry.kind, entry.id, entry.feature, entry.micros)
+    return { t: 'D', e: entries.map(entry => toTuple(entry, false)) }
   }
 
   /** The flush ended: `resolved` was delivered or reported dropped; the rest in flight is pending again. */

@@ -17,6 +17,7 @@ import type { Undeliverable } from './drops.js'
 import { InvalidOptionError } from './errors.js'
 import { decodeJournal, encodeLine, JournalState, type BodyLine, type DecodedJournal } from './journal-format.js'
 import { newOwnerId, ownedFile, ownerIsGone, releaseLock, writeLock, type OwnedFile } from './journal-files.js'
+import type { Tally } from './stats.js'
 import type { Logger, UsageEntry } from './types.js'
 
 /** Option `journal`: where and how often usage is journaled. */
@@ -62,18 +63,19 @@ export interface JournalStats {
   bytes: number
   /** Failed writes or rewrites (disk full, directory gone, …). */
   writeErrors: number
-  /** The latest error, `code: message`; null when none. */
+  /** The latest error's message, starting with its code (`ENOSPC: no space left on device, write`); null when none. */
   lastError: string | null
   /** Journals taken over from processes that died. */
   recovered: {
     /** Journal files taken over. */
     journals: number
-    /** Usage records (customer, feature) put back for delivery. */
-    records: number
-    /** Their exact total. */
-    units: string
-    /** Records a dead process's flush had in flight: retried or dropped according to `ambiguous`. */
-    ambiguous: number
+    /** Usage put back for delivery: (customer, feature) records and their total. */
+    pending: Tally
+    /**
+     * Usage of records a dead process was sending when it died (Kinde may have applied them):
+     * part of `pending` under `ambiguous: 'retry'`, reported dropped under `'drop'`.
+     */
+    ambiguous: Tally
     /** Lines skipped because a crash cut them short or they were damaged. */
     skippedLines: number
   }
@@ -131,6 +133,8 @@ export class Journal {
   readonly #tmpPath: string
   /** What is pending, as the lines written or queued so far describe it. */
   readonly #state = new JournalState()
+  /** Entries of the current flush journaled as delivered. */
+  readonly #delivered = new Set<UsageEntry>()
   #status: JournalStats['state'] = 'opening'
   #handle: FileHandle | undefined
   #queue: string[] = []
@@ -149,7 +153,7 @@ export class Journal {
   #discard: string[] = []
   #writeErrors = 0
   #lastError: string | null = null
-  readonly #recovered = { journals: 0, records: 0, micros: 0 as Micros, ambiguous: 0, skippedLines: 0 }
+  readonly #recovered = { journals: 0, pending: { records: 0, micros: 0 as Micros }, ambiguous: { records: 0, micros: 0 as Micros }, skippedLines: 0 }
 
   /**
    * @param dropAmbiguous true under `ambiguous: 'drop'`: usage a dead process had in flight is
@@ -185,21 +189,34 @@ export class Journal {
     return this.#tail.then(() => {})
   }
 
-  /** Journals a flush's take: in flight until {@link Journal.settled}. Resolves once written. */
-  taken (entries: UsageEntry[]): Promise<void> {
+  /**
+   * Journals the usage of a record about to be sent: in flight until {@link Journal.delivered}
+   * or {@link Journal.settled}. Resolves once written, so that a process killed during the send
+   * leaves it marked.
+   */
+  sending (entries: UsageEntry[]): Promise<void> {
     if (this.#status !== 'off') this.#push(this.#state.take(entries))
     return this.written()
   }
 
+  /** Journals the usage of a record Kinde accepted: no longer pending. Written with the next write. */
+  delivered (entries: UsageEntry[]): void {
+    if (this.#status === 'off') return
+    for (const entry of entries) this.#delivered.add(entry)
+    this.#push(this.#state.resolve(entries))
+  }
+
   /**
-   * Journals the end of a flush: what was taken and is not in `leftover` was delivered or
-   * reported dropped, and stops being pending. Resolves once written.
+   * Journals the end of a flush: what it took (`taken`) and neither left over nor journaled as
+   * delivered was reported dropped, and stops being pending; what was in flight and left over
+   * failed without being applied. Resolves once written.
    */
   settled (taken: UsageEntry[], leftover: UsageEntry[]): Promise<void> {
     if (this.#status !== 'off') {
       const kept = new Set(leftover)
-      this.#push(this.#state.settle(taken.filter(entry => !kept.has(entry))))
+      this.#push(this.#state.settle(taken.filter(entry => !kept.has(entry) && !this.#delivered.has(entry))))
     }
+    this.#delivered.clear()
     return this.written()
   }
 
@@ -224,13 +241,14 @@ export class Journal {
 
   /** The journal's counters, for `stats()`. */
   stats (): JournalStats {
-    const { journals, records, micros, ambiguous, skippedLines } = this.#recovered
+    const { journals, pending, ambiguous, skippedLines } = this.#recovered
+    const tally = ({ records, micros }: { records: number, micros: Micros }): Tally => ({ records, units: formatMicros(micros) })
     return {
       state: this.#status,
       bytes: this.#bytes,
       writeErrors: this.#writeErrors,
       lastError: this.#lastError,
-      recovered: { journals, records, units: formatMicros(micros), ambiguous, skippedLines }
+      recovered: { journals, pending: tally(pending), ambiguous: tally(ambiguous), skippedLines }
     }
   }
 
@@ -395,20 +413,16 @@ export class Journal {
     }
     const dropped = this.#dropAmbiguous ? ambiguous : []
     this.#state.add(pending)
-    let oldest = Infinity
-    let micros: Micros = 0
-    for (const entry of pending) {
-      if (entry.at < oldest) oldest = entry.at
-      micros = addMicros(micros, entry.micros)
-    }
-    this.#recovered.records += pending.length
-    this.#recovered.micros = addMicros(this.#recovered.micros, micros)
-    this.#recovered.ambiguous += ambiguous.length
+    const units = count(this.#recovered.pending, pending)
+    count(this.#recovered.ambiguous, ambiguous)
     if (found.length > 0) {
-      this.#logger.warn({ journals: found.length, records: pending.length, units: formatMicros(micros), ambiguous: ambiguous.length, dropped: dropped.length },
+      this.#logger.warn({ journals: found.length, records: pending.length, units: formatMicros(units), ambiguous: ambiguous.length, dropped: dropped.length },
         'kinde-metering: took over the journals of processes that died; their usage is delivered with the next flush')
     }
-    return { pending: { entries: pending, oldest }, ambiguous: dropped.map(entry => ({ entry, error: IN_FLIGHT_ERROR })) }
+    return {
+      pending: { entries: pending, oldest: pending.reduce((oldest, entry) => Math.min(oldest, entry.at), Infinity) },
+      ambiguous: dropped.map(entry => ({ entry, error: IN_FLIGHT_ERROR }))
+    }
   }
 
   /** Refreshes the lock; a lock that is gone means another process took this journal over. */
@@ -428,6 +442,15 @@ export class Journal {
   }
 }
 
+/** Adds `entries` to a tally; returns their total. */
+function count (tally: { records: number, micros: Micros }, entries: UsageEntry[]): Micros {
+  let micros: Micros = 0
+  for (const entry of entries) micros = addMicros(micros, entry.micros)
+  tally.records += entries.length
+  tally.micros = addMicros(tally.micros, micros)
+  return micros
+}
+
 /** Makes a rename inside the directory durable. */
 async function syncDirectory (dir: string): Promise<void> {
   const handle = await open(dir, 'r')
@@ -438,7 +461,7 @@ async function syncDirectory (dir: string): Promise<void> {
   }
 }
 
+/** Node's file system errors start with their code: `ENOSPC: no space left on device, write`. */
 function describe (error: unknown): string {
-  const { code, message } = error as NodeJS.ErrnoException
-  return `${String(code)}: ${message}`
+  return (error as Error).message
 }

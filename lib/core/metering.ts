@@ -9,6 +9,7 @@ import { Delivery } from './delivery.js'
 import { DropReporter } from './drops.js'
 import { SendGate, sleep } from './gate.js'
 import { KindeHttp } from './http.js'
+import { Journal } from './journal.js'
 import { KindeApi } from './kinde-api.js'
 import { consoleLogger } from './logger.js'
 import { resolveConfig, type MeteringConfig, type MeteringOptions } from './options.js'
@@ -16,7 +17,7 @@ import { AgreementResolver } from './resolver.js'
 import { Counters, type FlushOutcome, type MeteringStats } from './stats.js'
 import { MemoryStore, type UsageStore } from './store.js'
 import { TokenProvider } from './token.js'
-import { RefKind, type CustomerRef, type Logger } from './types.js'
+import { RefKind, type CustomerRef, type Logger, type UsageEntry } from './types.js'
 
 /** Longest identifier or feature code accepted from a request; longer ones are refused, not stored. */
 export const MAX_REFERENCE_LENGTH = 256
@@ -48,6 +49,8 @@ export class Metering {
   readonly #delivery: Delivery
   readonly #timer: NodeJS.Timeout
   readonly #syncTimer: NodeJS.Timeout | undefined
+  readonly #journal: Journal | undefined
+  readonly #ready: Promise<void>
   /** Pairs the local aggregator may hold: maxPendingKeys less what the store already holds. */
   #capacity: number
   #earlyFlushScheduled = false
@@ -81,8 +84,10 @@ export class Metering {
     })
     // Timers never keep the process alive, and are re-armed after each run so runs never overlap.
     this.#timer = setTimeout(() => { void this.#timedFlush() }, this.config.flushInterval).unref()
-    const syncInterval = this.#store.syncInterval
-    if (syncInterval !== undefined) {
+    this.#journal = this.config.journal && new Journal(this.config.journal, this.config.ambiguous === 'drop', this.#logger)
+    this.#ready = this.#recover()
+    const syncInterval = Math.min(this.#store.syncInterval ?? Infinity, this.config.journal?.syncInterval ?? Infinity)
+    if (syncInterval !== Infinity) {
       this.#syncTimer = setInterval(() => { void this.#timedSync() }, syncInterval).unref()
     }
   }
@@ -154,6 +159,14 @@ export class Metering {
     return this.#next
   }
 
+  /**
+   * Resolves once the journal (option `journal`) has taken over the usage that processes which
+   * died left in its directory; the next flush delivers it. Resolves at once without a journal.
+   */
+  ready (): Promise<void> {
+    return this.#ready
+  }
+
   /** A snapshot of pending, sent and dropped usage; cheap enough to serve from a health route. */
   stats (): MeteringStats {
     const held = this.#store.pending()
@@ -169,7 +182,8 @@ export class Metering {
       refused: { ...this.#counters.refused },
       lookups: { ...this.#resolver.lookups },
       tokensFetched: this.#tokens.fetched,
-      lastFlush: this.#counters.lastFlush
+      lastFlush: this.#counters.lastFlush,
+      journal: this.#journal?.stats()
     }
   }
 
@@ -200,6 +214,7 @@ export class Metering {
     }
     if (this.#store.shared !== true) outcome.dropped = await this.#dropRemaining()
     await this.#store.close?.()
+    await this.#journal?.close()
     await this.#http.close()
     return outcome
   }
@@ -210,6 +225,7 @@ export class Metering {
     const entries = remaining?.entries ?? []
     this.#drops.report(entries.map(entry => ({ entry })), 'shutdown')
     await this.#store.settle()
+    await this.#journal?.settled(entries, [])
     return entries.length
   }
 
@@ -227,17 +243,20 @@ export class Metering {
     try {
       this.#reportOverflow()
       await this.#sync()
+      await this.#ready
+      await this.#recover()
       const batch = await this.#store.take()
       if (batch !== undefined) {
         outcome.delivered = true
         const flushDeadline = startedAt + this.config.flushInterval
         const result = await this.#delivery.deliver(batch, () => Math.min(flushDeadline, this.#shutdownDeadline),
-          this.#store.delivered?.bind(this.#store))
+          this.#delivered, this.#journal?.sending.bind(this.#journal))
         outcome.sent = result.sent
         outcome.dropped = result.dropped
         outcome.pending = result.leftover.entries.length
         if (outcome.pending > 0) await this.#store.putBack(result.leftover)
         await this.#store.settle()
+        await this.#journal?.settled(batch.entries, result.leftover.entries)
       }
     } catch (error) {
       outcome.error = (error as Error).message
@@ -268,7 +287,23 @@ export class Metering {
   /** Moves what was recorded locally into the store. */
   async #sync (): Promise<void> {
     const batch = this.#local.drain()
-    if (batch.entries.length > 0) await this.#store.add(batch)
+    if (batch.entries.length === 0) return
+    this.#journal?.append(batch.entries)
+    await this.#store.add(batch)
+  }
+
+  /** Called as soon as Kinde accepted a record: the store and the journal forget its usage at once. */
+  readonly #delivered = (entries: UsageEntry[]): void => {
+    this.#store.delivered?.(entries)
+    this.#journal?.delivered(entries)
+  }
+
+  /** Takes over the journals of dead processes: their usage joins the store, for the next flush. */
+  async #recover (): Promise<void> {
+    if (this.#journal === undefined) return
+    const recovered = await this.#journal.recover()
+    this.#drops.report(recovered.ambiguous, 'ambiguous')
+    if (recovered.pending.entries.length > 0) await this.#store.add(recovered.pending)
   }
 
   /** Reports usage refused for want of room since the last flush: once per flush, never silently. */

@@ -5,6 +5,7 @@
 import { InvalidOptionError } from './errors.js'
 import type { CustomerRef, Logger, OnDrop } from './types.js'
 import type { UsageStore } from './store.js'
+import { resolveJournalConfig, type JournalConfig, type JournalOptions } from './journal.js'
 
 /** How `ambiguous` failures (the record may or may not have been applied) are handled. */
 export type AmbiguousPolicy = 'retry' | 'drop'
@@ -98,6 +99,11 @@ export interface MeteringOptions<Request = unknown> {
   logger?: Logger
   /** Where pending usage is kept between flushes. Default: in memory, per process. */
   store?: UsageStore
+  /**
+   * Journals pending usage to files in `journal.dir`, so that usage of a process that is killed
+   * is delivered by the next one started on the same directory. Default: none (memory only).
+   */
+  journal?: JournalOptions
 }
 
 /** The validated configuration the core runs with. */
@@ -117,6 +123,7 @@ export interface MeteringConfig {
   readonly retry: { readonly attempts: number, readonly baseDelay: number, readonly maxDelay: number }
   readonly agreementCacheTtl: number
   readonly agreementCacheSize: number
+  readonly journal: JournalConfig | undefined
 }
 
 const defaultCountStatus = (statusCode: number): boolean => statusCode < 400
@@ -165,7 +172,8 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
       maxDelay: positiveNumber('retry.maxDelay', retry.maxDelay, Math.max(10_000, baseDelay)) // 10 s
     }),
     agreementCacheTtl: positiveNumber('agreementCacheTtl', options.agreementCacheTtl, 600_000), // 10 min
-    agreementCacheSize: positiveInteger('agreementCacheSize', options.agreementCacheSize, 10_000)
+    agreementCacheSize: positiveInteger('agreementCacheSize', options.agreementCacheSize, 10_000),
+    journal: resolveJournalConfig(options.journal, options.store?.shared === true)
   })
 }
 

@@ -2,6 +2,7 @@
  * Counters of everything that happened to usage, kept by the core and read through `stats()`.
  */
 import { addMicros, formatMicros, type Micros } from './decimal.js'
+import type { JournalStats } from './journal.js'
 import type { DropReason } from './types.js'
 
 /** Records and units of one kind of outcome. */
@@ -54,6 +55,8 @@ export interface MeteringStats {
   tokensFetched: number
   /** The latest flush, or null before the first. */
   lastFlush: FlushOutcome | null
+  /** The journal's state and counters, with option `journal`. */
+  journal?: JournalStats
 }
 
 /** A mutable tally in micros. */

@@ -5,7 +5,9 @@
  * order, each awaited until written, as the core would run them:
  * - `{ "append": [[kind, id, feature, micros, at], …] }` usage drained from the recorder
  *   (micros as a string of digits when beyond 2^53);
- * - `{ "take": [[kind, id, feature, micros, at], …] }` a flush took these (in flight);
+ * - `{ "take": [[kind, id, feature, micros, at], …] }` a flush took these;
+ * - `{ "send": [i, …] }` the taken entries at these indexes are being sent (in flight);
+ * - `{ "deliver": [i, …] }` Kinde accepted the taken entries at these indexes;
  * - `{ "settle": [i, …] }` that flush ended; the taken entries at these indexes were left over.
  * Prints one JSON line `{ "step": i, "stats": … }` per step, then `{ "ready": true }`, and stays
  * alive until killed.
@@ -14,7 +16,7 @@ import { Journal, resolveJournalConfig } from '../../lib/core/journal.js'
 import type { UsageEntry } from '../../lib/core/types.js'
 
 type Tuple = [number, string, string, number | string, number]
-type Step = { append: Tuple[] } | { take: Tuple[] } | { settle: number[] }
+type Step = { append: Tuple[] } | { take: Tuple[] } | { send: number[] } | { deliver: number[] } | { settle: number[] }
 
 const [dir, stepsJson] = process.argv.slice(2)
 
@@ -34,7 +36,11 @@ async function main (): Promise<void> {
       await journal.written()
     } else if ('take' in step) {
       taken = step.take.map(toEntry)
-      await journal.taken(taken)
+    } else if ('send' in step) {
+      await journal.sending(step.send.map(i => taken[i]))
+    } else if ('deliver' in step) {
+      journal.delivered(step.deliver.map(i => taken[i]))
+      await journal.written()
     } else {
       await journal.settled(taken, step.settle.map(i => taken[i]))
     }
