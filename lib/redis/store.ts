@@ -47,7 +47,7 @@ interface Take {
   from: Map<UsageEntry, string>
   leftover: UsageEntry[]
   oldest: number
-  /** Whether it took any snapshot (else there is nothing to settle). */
+  /** Whether it claimed any snapshot (else there is nothing to settle). */
   owns: boolean
   /** Whether a settle was sent before (and may have run without answering). */
   settling: boolean
@@ -157,7 +157,7 @@ export class RedisStore implements UsageStore {
       return undefined
     }
     this.#lead()
-    const take: Take = { id, from: new Map(), leftover: [], oldest: Infinity, owns: reply.length > 0, settling: false }
+    const take: Take = { id, from: new Map(), leftover: [], oldest: Infinity, owns: false, settling: false }
     const entries: UsageEntry[] = []
     let oldest = Infinity
     let orphaned: UsageEntry[] = []
@@ -171,6 +171,7 @@ export class RedisStore implements UsageStore {
         orphaned = orphaned.concat(snapshot.entries)
         if (!adopt) continue
       }
+      take.owns = true
       for (const entry of snapshot.entries) {
         take.from.set(entry, number)
         entries.push(entry)
