@@ -40,6 +40,26 @@ async function replay (path: string): Promise<UsageEntry[]> {
   return state.split(false).pending
 }
 
+/** A logger that keeps its entries, and `logged(pattern)` resolving once a message matches (holding the process open meanwhile). */
+function watchedLogger (): ReturnType<typeof memoryLogger> & { logged: (pattern: RegExp) => Promise<void> } {
+  const { logger, entries } = memoryLogger()
+  const waiting: Array<{ pattern: RegExp, resolve: () => void }> = []
+  for (const level of ['debug', 'info', 'warn', 'error']) {
+    logger[level] = (obj: any, msg: string) => {
+      entries.push({ level, obj, msg })
+      for (const waiter of waiting.filter(waiter => waiter.pattern.test(msg))) waiter.resolve()
+    }
+  }
+  const logged = async (pattern: RegExp): Promise<void> => {
+    if (entries.some(entry => pattern.test(entry.msg!))) return
+    // Journal timers do not hold the process open; this one does, until the message came.
+    const keepAlive = setTimeout(() => {}, 10_000)
+    await new Promise<void>(resolve => waiting.push({ pattern, resolve }))
+    clearTimeout(keepAlive)
+  }
+  return { logger, entries, logged }
+}
+
 /** The pid of a process that has ended. */
 const deadPid = spawnSync(process.execPath, ['-e', '']).pid!
 
@@ -228,14 +248,8 @@ t.test('locks: a heartbeat from another host is respected until it is stale; no 
 
 t.test('a live process whose heartbeat stopped is taken over, and stops journaling when its next heartbeat finds out', async t => {
   const dir = t.testdir()
-  let lost: () => void
-  const lostLogged = new Promise<void>(resolve => { lost = resolve })
-  const { logger, entries } = memoryLogger()
-  logger.error = (obj: any, msg: string) => {
-    entries.push({ level: 'error', obj, msg })
-    if (/lost its journal lock/.test(msg)) lost()
-  }
-  const stuck = journal(t, dir, { logger, timing: { heartbeatMs: 30, staleMs: 60_000 } })
+  const { logger, logged } = watchedLogger()
+  const stuck = journal(t, dir, { logger, timing: { heartbeatMs: 30, staleMs: 60_000, retryMs: 1000 } })
   await stuck.recover()
   stuck.append([entry('agr_1', 2, 1000)])
   await stuck.written()
@@ -244,13 +258,10 @@ t.test('a live process whose heartbeat stopped is taken over, and stops journali
   for await (const _ of watch(lock)) break
   t.ok((await stat(lock)).mtimeMs > refreshed, 'the heartbeat refreshes the lock')
   // A process that judges every lock not refreshed within the last millisecond abandoned.
-  const impatient = journal(t, dir, { timing: { heartbeatMs: 60_000, staleMs: -1 } })
+  const impatient = journal(t, dir, { timing: { heartbeatMs: 60_000, staleMs: -1, retryMs: 1000 } })
   const recovery = await impatient.recover()
   t.same(byPair(recovery.pending.entries), { '0/agr_1/searches': ['2', 1000] })
-  // The heartbeat timer does not hold the process open; this one does, until the heartbeat ran.
-  const keepAlive = setTimeout(() => {}, 10_000)
-  await lostLogged
-  clearTimeout(keepAlive)
+  await logged(/lost its journal lock/)
   t.match(stuck.stats(), { state: 'off', lastError: /^ENOENT/ })
   stuck.append([entry('agr_1', 1, 2000)])
   await stuck.settled([], [])
@@ -281,39 +292,55 @@ t.test('a journal rewrites itself once it outgrows 1 MiB, and says the same (wit
   t.same(survivor.stats().recovered.ambiguous, { records: 10, units: '100' })
 })
 
-t.test('a full disk: writes fail and are counted, usage stays in memory, and the journal is rewritten once there is room', async t => {
+/** A journal in a fresh `work` directory whose next rewrite fails with ENOSPC (it goes through a link to /dev/full). */
+async function onFullDisk (t: Test, timing: JournalTiming) {
   const dir = t.testdir({ source: {}, work: {} })
   const source = journal(t, join(dir, 'source'))
   await source.recover()
   source.append([entry('agr_9', 9, 900)])
-  const { logger, entries } = memoryLogger()
+  const { logger, entries, logged } = watchedLogger()
   const work = join(dir, 'work')
-  const full = journal(t, work, { logger })
+  const full = journal(t, work, { logger, timing })
   await full.recover()
   full.append([entry('agr_1', 1, 1000)])
   await full.written()
-  // Its next rewrite goes through a file that ends on /dev/full: the kernel answers ENOSPC.
   const [own] = await journalFiles(work)
   const tmp = join(work, own.replace('.journal', '.tmp'))
   await symlink('/dev/full', tmp)
+  // A journal left by a dead process: taking it over needs a rewrite.
   await leaveAsDead(source, join(dir, 'source'), work)
   const recovery = await full.recover()
+  return { full, work, own, tmp, entries, logged, recovery }
+}
+
+t.test('a full disk: writes fail and are counted, usage stays in memory, and the journal is rewritten once there is room', async t => {
+  const { full, work, own, tmp, entries, logged, recovery } = await onFullDisk(t, { heartbeatMs: 20, staleMs: 60_000, retryMs: 0 })
   t.same(byPair(recovery.pending.entries), { '0/agr_9/searches': ['9', 900] }, 'taken over, in memory')
-  t.match(full.stats(), { state: 'failing', writeErrors: 1, lastError: /^ENOSPC/ })
+  t.match(full.stats(), { state: 'failing', lastError: /^ENOSPC/ })
   t.equal((await journalFiles(work)).length, 2, 'the journal taken over stays on disk while it is not in this one')
+  const failures = full.stats().writeErrors
   full.append([entry('agr_1', 2, 2000)])
   await full.written()
-  t.match(full.stats(), { state: 'failing', writeErrors: 2 })
-  t.equal(entries.filter(entry => entry.level === 'error').length, 1, 'logged once while it lasts')
-  t.match(entries.filter(entry => entry.level === 'error'), [{ msg: /journal write failed; usage is still metered and delivered/, obj: { dir: work } }])
+  t.ok(full.stats().writeErrors > failures, 'new usage retries the rewrite')
+  t.match(entries.filter(entry => entry.level === 'error'), [{ msg: /journal write failed; usage is still metered and delivered/, obj: { dir: work } }],
+    'logged once while it lasts')
 
+  // Room again; no new usage: the heartbeat retries.
   await unlink(tmp)
-  full.append([entry('agr_1', 4, 3000)])
-  await full.written()
-  t.match(full.stats(), { state: 'open', writeErrors: 2 })
-  t.match(entries.at(-1), { level: 'warn', msg: /journal writes succeed again/ })
+  await logged(/journal writes succeed again/)
+  t.match(full.stats(), { state: 'open' })
   t.same(await journalFiles(work), [own], 'the journal taken over is deleted once this one holds it')
-  t.same(byPair(await replay(join(work, own))), { '0/agr_1/searches': ['7', 3000], '0/agr_9/searches': ['9', 900] })
+  t.same(byPair(await replay(join(work, own))), { '0/agr_1/searches': ['3', 2000], '0/agr_9/searches': ['9', 900] })
+})
+
+t.test('while writes fail, new usage retries at most every retryMs', async t => {
+  const { full } = await onFullDisk(t, { heartbeatMs: 60_000, staleMs: 60_000, retryMs: 60_000 })
+  t.match(full.stats(), { state: 'failing', writeErrors: 1 })
+  for (let i = 0; i < 10; i++) {
+    full.append([entry('agr_1', 1, 2000 + i)])
+    await full.written()
+  }
+  t.match(full.stats(), { state: 'failing', writeErrors: 1 })
 })
 
 t.test('a directory that cannot be used turns the journal off; one removed later makes it fail: logged, counted, never thrown', async t => {

@@ -87,15 +87,17 @@ export interface Recovery {
   ambiguous: Undeliverable[]
 }
 
-/** How often this process proves its lock alive, and when another host's lock counts as abandoned. */
+/** How often this process proves its lock alive, when a lock counts as abandoned, how often a failing disk is retried. */
 export interface JournalTiming {
-  /** Milliseconds between lock refreshes. Default 10,000. */
+  /** Milliseconds between lock refreshes; each also retries a failing journal. Default 10,000. */
   heartbeatMs: number
   /** Milliseconds without refresh after which a lock is abandoned. Default 60,000. */
   staleMs: number
+  /** Milliseconds after a failed write before new usage tries a rewrite again. Default 1,000. */
+  retryMs: number
 }
 
-const DEFAULT_TIMING: JournalTiming = { heartbeatMs: 10_000, staleMs: 60_000 }
+const DEFAULT_TIMING: JournalTiming = { heartbeatMs: 10_000, staleMs: 60_000, retryMs: 1_000 }
 
 /** The journal is rewritten from memory once it outgrows this and four times its last rewrite. */
 const COMPACT_MIN_BYTES = 1024 * 1024 // 1 MiB
@@ -152,6 +154,8 @@ export class Journal {
   /** Files to delete once what was taken over is safe in this journal. */
   #discard: string[] = []
   #writeErrors = 0
+  /** While writes fail: epoch ms before which new usage does not retry. */
+  #retryAt = 0
   #lastError: string | null = null
   readonly #recovered = { journals: 0, pending: { records: 0, micros: 0 as Micros }, ambiguous: { records: 0, micros: 0 as Micros }, skippedLines: 0 }
 
@@ -262,7 +266,8 @@ export class Journal {
     // Until the journal is open, its first rewrite covers what the state already holds.
     if (this.#status === 'opening') return
     this.#queue.push(encodeLine(line))
-    if (this.#writeQueued) return
+    // A failing disk is retried at most every retryMs: a rewrite from memory is not cheap.
+    if (this.#writeQueued || (this.#status === 'failing' && Date.now() < this.#retryAt)) return
     this.#writeQueued = true
     void this.#enqueue(() => this.#write())
   }
@@ -317,6 +322,7 @@ export class Journal {
   }
 
   #fail (error: unknown): void {
+    this.#retryAt = Date.now() + this.#timing.retryMs
     this.#writeErrors++
     this.#lastError = describe(error)
     if (this.#status === 'failing') return
@@ -425,11 +431,15 @@ export class Journal {
     }
   }
 
-  /** Refreshes the lock; a lock that is gone means another process took this journal over. */
+  /**
+   * Refreshes the lock (a lock that is gone means another process took this journal over), and
+   * retries a failing journal even when no new usage comes.
+   */
   async #beat (): Promise<void> {
     const now = new Date()
     try {
       await utimes(this.#lockPath, now, now)
+      if (this.#status === 'failing') await this.#write()
     } catch (error) {
       clearInterval(this.#heartbeat)
       this.#status = 'off'
