@@ -391,6 +391,18 @@ t.test('usage journaled before the journal opened is in its first write; close d
   await closing.close()
 })
 
+t.test('a journal closed while it was still opening leaves no heartbeat behind', async t => {
+  const dir = t.testdir()
+  const { logger, entries } = memoryLogger()
+  const brief = journal(t, dir, { logger, timing: { heartbeatMs: 5, staleMs: 60_000, retryMs: 1000 } })
+  void brief.recover()
+  await brief.close()
+  t.same(await readdir(dir), [])
+  // Ten heartbeats' time: a heartbeat left running would find its lock gone and say so.
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.same(entries, [])
+})
+
 t.test('close never rejects: a file it cannot remove is logged', async t => {
   const dir = t.testdir()
   const { logger, entries } = memoryLogger()

@@ -229,8 +229,9 @@ export class Journal {
    * delivered or reported dropped (the core's `close()` does). Never rejects.
    */
   close (): Promise<void> {
-    clearInterval(this.#heartbeat)
     return this.#enqueue(async () => {
+      // Here, not before: an opening still queued would start the heartbeat after it.
+      clearInterval(this.#heartbeat)
       if (this.#status === 'off') return
       this.#status = 'off'
       releaseLock(this.#owner)
