@@ -17,7 +17,8 @@ export class KindeMeteringError extends Error {
 
 /** An option passed at registration is missing or invalid; `option` names it. */
 export class InvalidOptionError extends KindeMeteringError {
-  /** The option at fault, as the user wrote it (e.g. `flushInterval`, `routes./search.config.meter`). */
+  declare readonly code: 'KINDE_METERING_INVALID_OPTION'
+  /** The option at fault, as the user wrote it (e.g. `flushInterval`, `config.meter`). */
   readonly option: string
 
   constructor (option: string, message: string) {
@@ -28,6 +29,7 @@ export class InvalidOptionError extends KindeMeteringError {
 
 /** Kinde answered a request with an error status; `status` and Kinde's error `body` are kept. */
 export class KindeApiError extends KindeMeteringError {
+  declare readonly code: 'KINDE_METERING_API_ERROR'
   /** HTTP status Kinde answered with. */
   readonly status: number
   /** Kinde's error body, parsed when it was JSON. */
@@ -42,6 +44,7 @@ export class KindeApiError extends KindeMeteringError {
 
 /** The M2M token could not be obtained (bad credentials, wrong audience, Kinde unreachable). */
 export class TokenError extends KindeMeteringError {
+  declare readonly code: 'KINDE_METERING_TOKEN_ERROR'
   /** HTTP status of the token endpoint's answer, when there was one. */
   readonly status: number | undefined
 
@@ -53,12 +56,14 @@ export class TokenError extends KindeMeteringError {
 
 /** A request to Kinde failed without an HTTP answer (refused, reset, timed out). */
 export class KindeNetworkError extends KindeMeteringError {
+  declare readonly code: 'KINDE_METERING_NETWORK_ERROR'
+
   constructor (what: string, cause: unknown) {
     super('KINDE_METERING_NETWORK_ERROR', `kinde-metering: ${what} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause })
   }
 }
 
-/** Shortens an error body for a message: Kinde's `errors[].message`/`error_description`, else JSON. */
+/** Shortens an error body for a message. */
 function describeBody (body: unknown): string {
   const text = typeof body === 'string' ? body : JSON.stringify(body)
   return text === undefined ? '(no body)' : text.slice(0, 500)
