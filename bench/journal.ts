@@ -70,7 +70,7 @@ interface Sample {
 /** Runs every variant once per round, rotating the order each round. */
 export async function benchJournal (opts: { quick: boolean }): Promise<JournalRow[]> {
   const plan = opts.quick
-    ? { rounds: 1, warmupSeconds: 0.5, seconds: 1 }
+    ? { rounds: 1, warmupSeconds: 0.2, seconds: 0.5 } // a smoke run, as the harness's
     : { rounds: 3, warmupSeconds: 3, seconds: 10 }
   // As the harness: the sources for a smoke run, else the build when there is one.
   const from: PackageSource = !opts.quick && existsSync(join(ROOT, 'dist/esm/index.js')) ? 'dist' : 'lib'

@@ -4,10 +4,11 @@
  * starts on the same directory.
  *
  * Nothing here runs on the request path: the core hands the journal each batch it drains from
- * the recorder (every `syncInterval`), each batch a flush takes, and how each flush settled; the
- * journal updates its picture of what is pending at once and writes lines in the background,
- * one write per batch. Every file operation runs in one queue, so lines, rewrites and take-overs
- * never interleave. A failing disk is logged and counted; metering carries on in memory.
+ * the recorder (every `syncInterval`), each record a flush is about to send, each record Kinde
+ * accepted, and how each flush settled; the journal updates its picture of what is pending at
+ * once and writes lines in the background, what arrives during a write going into the next one.
+ * Every file operation runs in one queue, so lines, rewrites and take-overs never interleave. A
+ * failing disk is logged and counted; metering carries on in memory.
  */
 import { mkdir, open, readdir, readFile, rename, rm, utimes, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
