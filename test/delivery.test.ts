@@ -66,12 +66,12 @@ t.test('400: reported with Kinde\'s error body, reason rejected, never retried',
   t.equal(outcome.sent, 1)
   t.equal(outcome.dropped, 2)
   t.equal(kinde.calls.meter_usage, 3, 'no retries')
-  t.same(drops.map(drop => drop.reason), ['rejected', 'rejected'])
+  t.same(drops.map(drop => [drop.reason, drop.records.length]), [['rejected', 2]], 'one report per reason per flush')
   const unknown = drops.flatMap(drop => drop.records).find(record => record.agreementId === 'agr_unknown')!
   t.match(unknown, { customer: { agreementId: 'agr_unknown' }, feature: 'searches', value: '2', error: { status: 400, body: { errors: [{ code: 'AGREEMENT_NOT_FOUND' }] } } })
   t.same(core.stats().dropped.rejected, { records: 2, units: '3' })
   t.equal(core.stats().failures.rejected, 2)
-  t.ok(entries.some(entry => entry.level === 'error' && entry.obj.reason === 'rejected'))
+  t.equal(entries.filter(entry => entry.level === 'error' && entry.obj.reason === 'rejected').length, 1, 'one log line for the flush')
   t.equal(core.stats().pending.keys, 0)
 })
 
@@ -145,7 +145,11 @@ t.test('bad credentials: the token error keeps usage pending and never shows the
   const outcome = await core.flush()
   t.equal(outcome.pending, 1)
   t.equal(core.stats().failures.unauthorized, 1)
-  t.match(entries.find(entry => entry.level === 'error')?.obj.error, /invalid_client/)
+  const error = entries.find(entry => entry.level === 'error')
+  t.match(error?.obj.error, /invalid_client/)
+  t.match(error?.msg, /clientId and clientSecret/, 'the hint names the credentials, not a scope')
+  await core.close()
+  t.equal(entries.filter(entry => entry.level === 'error' && entry.obj.error !== undefined).length, 1, 'said once, not at every retry of the close')
   t.notOk(JSON.stringify(entries).includes('wrong-secret-value'))
 })
 

@@ -118,7 +118,7 @@ t.test('usage a flush had in flight when its process died is sent again under re
   const delivered = [entry('agr_1', 9, 500)]
   source.append(delivered)
   await source.sending(delivered)
-  source.delivered(delivered)
+  source.settledEntries(delivered)
   await source.settled(delivered, [])
   // The next flush takes three pairs; two are being sent when the process dies, agr_4 waits its turn.
   const taken = [entry('agr_1', 4, 1000), entry('agr_3', 3, 1000), entry('agr_4', 5, 1000)]
@@ -352,7 +352,7 @@ t.test('a directory that cannot be used turns the journal off; one removed later
   t.match(entries, [{ level: 'error', msg: /journal directory cannot be used; metering goes on in memory/ }])
   off.append([entry('agr_1', 1, 1)])
   await off.sending([])
-  off.delivered([])
+  off.settledEntries([])
   await off.settled([], [])
   t.same(await off.recover(), { pending: { entries: [], oldest: Infinity }, ambiguous: [] })
   await off.close()
@@ -374,14 +374,14 @@ t.test('usage journaled before the journal opened is in its first write; close d
   t.same(byPair(await replay(join(dir, own))), { '0/agr_1/searches': ['1', 1000] })
   const delivered = [entry('agr_1', 1, 1000)]
   await closing.sending(delivered)
-  closing.delivered(delivered)
+  closing.settledEntries(delivered)
   // Recorded during the send: the flush settling does not take the delivered record off twice.
   closing.append([entry('agr_1', 2, 2000)])
   await closing.settled(delivered, [])
   t.same(byPair(await replay(join(dir, own))), { '0/agr_1/searches': ['2', 2000] })
   const next = [entry('agr_1', 2, 2000)]
   await closing.sending(next)
-  closing.delivered(next)
+  closing.settledEntries(next)
   await closing.settled(next, [])
   t.same(await replay(join(dir, own)), [])
   t.equal((await readdir(dir)).length, 2, 'its journal and its lock')

@@ -187,7 +187,7 @@ t.test('a leader that dies mid-flush: its successor delivers what it took and ha
   const b = member(t, kinde, prefix, { store: { leaseTtl: 200 } })
   const taken = await takeUnsettled(t, a)
   // Kinde accepted agr_1's record, then a died before it settled.
-  a.store.delivered([taken.entries.find(entry => entry.id === 'agr_1')!])
+  a.store.settledEntries([taken.entries.find(entry => entry.id === 'agr_1')!])
   await a.client.ping()
   a.client.disconnect()
   b.metering.record({ agreementId: 'agr_2' }, 'searches', 5)
@@ -257,7 +257,7 @@ t.test('a client keyPrefix applies to every key, those the scripts derive includ
   const admin = connect(t)
   t.same((await admin.keys('*')).filter(key => key.includes(prefix)).sort(),
     [`app:${prefix}inflight`, `app:${prefix}lease`, `app:${prefix}seen:${a.store.instanceId}`, `app:${prefix}seq`, `app:${prefix}snapshot:1`])
-  a.store.delivered([taken.entries[0]])
+  a.store.settledEntries([taken.entries[0]])
   await a.store.putBack({ entries: taken.entries.slice(1), oldest: taken.oldest })
   await a.store.settle()
   t.same(await admin.keys(`app:${prefix}snapshot:*`), [])

@@ -8,7 +8,7 @@ import type { UsageBatch } from './aggregator.js'
 import { addMicros, formatMicros, type Micros } from './decimal.js'
 import type { DropReporter, Undeliverable } from './drops.js'
 import { sleep, type SendGate } from './gate.js'
-import type { KindeApi, MeterUsageRecord, SendOutcome } from './kinde-api.js'
+import type { KindeApi, MeterUsageRecord, SendFailure } from './kinde-api.js'
 import type { MeteringConfig } from './options.js'
 import type { AgreementResolver } from './resolver.js'
 import type { Counters } from './stats.js'
@@ -31,8 +31,28 @@ export interface DeliveryResult {
   dropped: number
   /** Usage to keep pending: failed, or not reached before the deadline. */
   leftover: UsageBatch
-  /** Entries Kinde accepted, as they were taken (for stores and journals that track delivery). */
-  delivered: UsageEntry[]
+}
+
+/** How one delivery is paced and followed. */
+export interface DeliveryHooks {
+  /** Epoch ms after which no wait starts; read again before every wait. */
+  deadline: () => number
+  /** Awaited with the entries of each record before it is first sent (a journal marks them in flight). */
+  onSending?: (entries: UsageEntry[]) => Promise<void>
+  /**
+   * Called with the entries of each record as soon as it needs no more delivery: Kinde accepted
+   * it, or it is reported dropped. Stores and journals forget them at once.
+   */
+  onSettled?: (entries: UsageEntry[]) => void
+}
+
+/** The state of one delivery: its hooks, its result, and what it has to report at the end. */
+interface Run extends DeliveryHooks {
+  result: DeliveryResult
+  /** Undeliverable usage, reported once per reason when the delivery ends: one log line per flush, not per record. */
+  drops: Record<'rejected' | 'ambiguous' | 'no_agreement', Undeliverable[]>
+  /** Whether Kinde's failure to apply a send was already logged in this delivery. */
+  notAppliedLogged: boolean
 }
 
 /** Runs `task` over `items`, at most `limit` at once. */
@@ -56,6 +76,8 @@ export class Delivery {
   /** After Kinde refused the token even when fresh, sends wait until then (epoch ms). */
   #authBlockedUntil = 0
   #authBackoff: number
+  /** Whether the refusal was logged since the last accepted send: said once, not at every retry. */
+  #authLogged = false
 
   constructor (config: MeteringConfig, api: KindeApi, resolver: AgreementResolver, gate: SendGate,
     counters: Counters, drops: DropReporter, logger: Logger) {
@@ -70,25 +92,29 @@ export class Delivery {
   }
 
   /**
-   * Delivers a batch, retrying sends that failed until the retry attempts or `deadline()`
-   * (epoch ms, read again before every wait) run out.
-   * @param onDelivered called with the entries of each record as soon as Kinde accepted it.
-   * @param onSending awaited with the entries of each record before it is first sent.
+   * Delivers a batch, retrying sends that failed until the retry attempts or the deadline run
+   * out; reports what can never be delivered.
    */
-  async deliver (batch: UsageBatch, deadline: () => number, onDelivered?: (entries: UsageEntry[]) => void,
-    onSending?: (entries: UsageEntry[]) => Promise<void>): Promise<DeliveryResult> {
-    const result: DeliveryResult = { sent: 0, dropped: 0, leftover: { entries: [], oldest: batch.oldest }, delivered: [] }
-    const items = await this.#resolve(batch.entries, result)
-    const problems = new Set<string>()
-    await forEachLimited(items, this.#config.concurrency, item => this.#send(item, deadline, result, problems, onDelivered, onSending))
-    if (result.leftover.entries.length === 0) result.leftover.oldest = Infinity
-    return result
+  async deliver (batch: UsageBatch, hooks: DeliveryHooks): Promise<DeliveryResult> {
+    const run: Run = {
+      ...hooks,
+      result: { sent: 0, dropped: 0, leftover: { entries: [], oldest: batch.oldest } },
+      drops: { rejected: [], ambiguous: [], no_agreement: [] },
+      notAppliedLogged: false
+    }
+    const items = await this.#resolve(batch.entries, run)
+    await forEachLimited(items, this.#config.concurrency, item => this.#send(item, run))
+    for (const reason of ['no_agreement', 'rejected', 'ambiguous'] as const) {
+      this.#drops.report(run.drops[reason], reason)
+      run.result.dropped += run.drops[reason].length
+    }
+    if (run.result.leftover.entries.length === 0) run.result.leftover.oldest = Infinity
+    return run.result
   }
 
   /** Resolves every entry's agreement and sums entries per (agreement, feature). */
-  async #resolve (entries: UsageEntry[], result: DeliveryResult): Promise<SendItem[]> {
+  async #resolve (entries: UsageEntry[], run: Run): Promise<SendItem[]> {
     const items = new Map<string, SendItem>()
-    const noAgreement: Undeliverable[] = []
     let lookupError: unknown
     const bind = (entry: UsageEntry, agreementId: string): void => {
       const key = `${agreementId}\n${entry.feature}`
@@ -109,24 +135,21 @@ export class Delivery {
     await forEachLimited(lookUps, this.#config.concurrency, async entry => {
       try {
         const agreementId = await this.#resolver.resolve(entry.kind, entry.id, entry.feature)
-        if (agreementId === null) noAgreement.push({ entry })
+        if (agreementId === null) this.#drop(run, 'no_agreement', [entry])
         else bind(entry, agreementId)
       } catch (error) {
         lookupError ??= error
-        result.leftover.entries.push(entry)
+        run.result.leftover.entries.push(entry)
       }
     })
     if (lookupError !== undefined) {
-      this.#logger.warn({ err: lookupError, pending: result.leftover.entries.length },
+      this.#logger.warn({ err: lookupError, pending: run.result.leftover.entries.length },
         'kinde-metering: customer look-up failed; that usage stays pending for the next flush')
     }
-    this.#drops.report(noAgreement, 'no_agreement')
-    result.dropped += noAgreement.length
     return [...items.values()]
   }
 
-  async #send (item: SendItem, deadline: () => number, result: DeliveryResult, problems: Set<string>,
-    onDelivered: ((entries: UsageEntry[]) => void) | undefined, onSending: ((entries: UsageEntry[]) => Promise<void>) | undefined): Promise<void> {
+  async #send (item: SendItem, run: Run): Promise<void> {
     const record: MeterUsageRecord = {
       customer_agreement_id: item.agreementId,
       billing_feature_code: item.feature,
@@ -135,68 +158,76 @@ export class Delivery {
       meter_type_code: 'delta'
     }
     for (let attempt = 1; ; attempt++) {
-      if (Date.now() < this.#authBlockedUntil || !await this.#gate.acquire(deadline())) break
-      if (attempt === 1) await onSending?.(item.sources)
+      if (Date.now() < this.#authBlockedUntil || !await this.#gate.acquire(run.deadline())) break
+      if (attempt === 1) await run.onSending?.(item.sources)
       this.#counters.inFlight++
       const outcome = await this.#api.sendMeterUsage(record)
       this.#counters.inFlight--
       if (outcome.kind === 'ok') {
         this.#authBackoff = this.#config.retry.baseDelay
+        this.#authLogged = false
         this.#counters.sent.add(1, item.micros)
-        result.sent++
-        result.delivered.push(...item.sources)
-        onDelivered?.(item.sources)
+        run.result.sent++
+        run.onSettled?.(item.sources)
         return
       }
-      if (this.#settleFailure(item, outcome, result, problems)) return
+      if (this.#settleFailure(item, outcome, run)) return
       if (attempt >= this.#config.retry.attempts) break
       // Full jitter: retries of many records spread out instead of arriving together.
       const backoff = Math.random() * Math.min(this.#config.retry.maxDelay, this.#config.retry.baseDelay * 2 ** (attempt - 1))
-      if (Date.now() + backoff > deadline()) break
+      if (Date.now() + backoff > run.deadline()) break
       await sleep(backoff)
       this.#counters.retried++
     }
-    result.leftover.entries.push(...item.sources)
+    run.result.leftover.entries.push(...item.sources)
+  }
+
+  /** Sets usage aside to be reported dropped when the delivery ends; it needs no more delivery. */
+  #drop (run: Run, reason: keyof Run['drops'], entries: UsageEntry[], agreementId?: string, error?: Undeliverable['error']): void {
+    for (const entry of entries) run.drops[reason].push({ entry, agreementId, error })
+    run.onSettled?.(entries)
   }
 
   /** Counts and handles a failed send; true when the item is settled (dropped or held back), false to retry it. */
-  #settleFailure (item: SendItem, outcome: Exclude<SendOutcome, { kind: 'ok' }>, result: DeliveryResult, problems: Set<string>): boolean {
+  #settleFailure (item: SendItem, outcome: SendFailure, run: Run): boolean {
     const error = { status: outcome.status, body: outcome.body, message: outcome.message }
-    const report = (reason: 'rejected' | 'ambiguous'): true => {
-      this.#drops.report(item.sources.map(entry => ({ entry, agreementId: item.agreementId, error })), reason)
-      result.dropped += item.sources.length
-      return true
-    }
     switch (outcome.kind) {
       case 'rejected':
         this.#counters.failures.rejected++
-        return report('rejected')
+        this.#drop(run, 'rejected', item.sources, item.agreementId, error)
+        return true
       case 'unauthorized':
         this.#counters.failures.unauthorized++
-        this.#holdBackAfterAuthFailure(outcome, problems)
-        result.leftover.entries.push(...item.sources)
+        this.#holdBackAfterAuthFailure(outcome)
+        run.result.leftover.entries.push(...item.sources)
         return true
       case 'ambiguous':
         this.#counters.failures.ambiguous++
-        if (this.#config.ambiguous === 'drop') return report('ambiguous')
-        return false
+        if (this.#config.ambiguous === 'retry') return false
+        this.#drop(run, 'ambiguous', item.sources, item.agreementId, error)
+        return true
       default:
         this.#counters.failures.notApplied++
         if (outcome.waitMs !== undefined) this.#gate.pause(outcome.waitMs)
-        if (!problems.has('not_applied')) {
-          problems.add('not_applied')
+        if (!run.notAppliedLogged) {
+          run.notAppliedLogged = true
           this.#logger.warn({ status: outcome.status, error: outcome.message }, 'kinde-metering: Kinde did not apply a send; retrying with backoff')
         }
         return false
     }
   }
 
-  /** Kinde refused even a fresh token: keep the usage (credentials may be fixed) and back off. */
-  #holdBackAfterAuthFailure (outcome: Exclude<SendOutcome, { kind: 'ok' }>, problems: Set<string>): void {
+  /** Kinde refused even a fresh token, or gave none: keep the usage (credentials may be fixed) and back off. */
+  #holdBackAfterAuthFailure (outcome: SendFailure): void {
     this.#authBlockedUntil = Date.now() + this.#authBackoff
     this.#authBackoff = Math.min(this.#authBackoff * 2, this.#config.retry.maxDelay)
-    if (problems.has('unauthorized')) return
-    problems.add('unauthorized')
+    if (this.#authLogged) return
+    this.#authLogged = true
+    if (outcome.tokenRefused === true) {
+      this.#logger.error({ status: outcome.status, error: outcome.message },
+        'kinde-metering: no Management API token: check domain (your *.kinde.com domain), clientId and clientSecret; usage stays pending')
+      return
+    }
     this.#logger.error({ status: outcome.status, body: outcome.body, error: outcome.message },
       'kinde-metering: Kinde refused the Management API token. Authorize the M2M application for the Management API ' +
       'with the scope create:meter_usage (and read:users, read:organizations, read:billing_agreements to resolve customers); usage stays pending')

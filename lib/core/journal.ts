@@ -204,8 +204,11 @@ export class Journal {
     return this.written()
   }
 
-  /** Journals the usage of a record Kinde accepted: no longer pending. Written with the next write. */
-  delivered (entries: UsageEntry[]): void {
+  /**
+   * Journals the usage of a record that needs no more delivery (Kinde accepted it, or it was
+   * reported dropped): no longer pending. Written with the next write.
+   */
+  settledEntries (entries: UsageEntry[]): void {
     if (this.#status === 'off') return
     for (const entry of entries) this.#delivered.add(entry)
     this.#push(this.#state.resolve(entries))

@@ -23,9 +23,21 @@ export interface MeterUsageRecord {
  * - `unauthorized`: the token was refused even after a refresh, or none could be had: keep pending;
  * - `ambiguous`: may have been applied (500, 504, reset or timeout after written).
  */
-export type SendOutcome =
-  | { kind: 'ok' }
-  | { kind: 'not_applied' | 'rejected' | 'unauthorized' | 'ambiguous', status?: number, body?: unknown, message: string, waitMs?: number }
+export type SendOutcome = { kind: 'ok' } | SendFailure
+
+/** A send that failed, with what Kinde said. */
+export interface SendFailure {
+  kind: 'not_applied' | 'rejected' | 'unauthorized' | 'ambiguous'
+  /** HTTP status of Kinde's answer, when there was one. */
+  status?: number
+  /** Kinde's error body, when there was one. */
+  body?: unknown
+  message: string
+  /** Milliseconds Kinde asked every send to wait (`RateLimit-Reset`, `Retry-After`). */
+  waitMs?: number
+  /** True when the token endpoint refused the credentials: the record was never sent. */
+  tokenRefused?: boolean
+}
 
 /** An agreement as `GET /api/v1/billing/agreements` lists it. */
 export interface Agreement {
@@ -127,7 +139,7 @@ function classifyAnswer ({ status, headers, body }: HttpAnswer): SendOutcome {
 function classifyFailure (error: unknown): SendOutcome {
   if (error instanceof TokenError) {
     const refused = error.status !== undefined && error.status < 500
-    return { kind: refused ? 'unauthorized' : 'not_applied', status: error.status, message: error.message }
+    return { kind: refused ? 'unauthorized' : 'not_applied', status: error.status, message: error.message, tokenRefused: refused }
   }
   const failure = error as HttpFailure
   const message = `meter usage send failed: ${failure.errorCode ?? ''} ${failure.message}`.trim()

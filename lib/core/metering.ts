@@ -249,8 +249,11 @@ export class Metering {
       if (batch !== undefined) {
         outcome.delivered = true
         const flushDeadline = startedAt + this.config.flushInterval
-        const result = await this.#delivery.deliver(batch, () => Math.min(flushDeadline, this.#shutdownDeadline),
-          this.#delivered, this.#journal?.sending.bind(this.#journal))
+        const result = await this.#delivery.deliver(batch, {
+          deadline: () => Math.min(flushDeadline, this.#shutdownDeadline),
+          onSending: this.#journal?.sending.bind(this.#journal),
+          onSettled: this.#settled
+        })
         outcome.sent = result.sent
         outcome.dropped = result.dropped
         outcome.pending = result.leftover.entries.length
@@ -292,10 +295,10 @@ export class Metering {
     await this.#store.add(batch)
   }
 
-  /** Called as soon as Kinde accepted a record: the store and the journal forget its usage at once. */
-  readonly #delivered = (entries: UsageEntry[]): void => {
-    this.#store.delivered?.(entries)
-    this.#journal?.delivered(entries)
+  /** Called as soon as a record needs no more delivery (accepted, or reported dropped): the store and the journal forget its usage at once. */
+  readonly #settled = (entries: UsageEntry[]): void => {
+    this.#store.settledEntries?.(entries)
+    this.#journal?.settledEntries(entries)
   }
 
   /** Takes over the journals of dead processes: their usage joins the store, for the next flush. */

@@ -61,11 +61,12 @@ export interface UsageStore {
   /** Called once by the core that uses this store, before any other method. */
   attach? (context: StoreContext): void
   /**
-   * Called as soon as Kinde accepted a record made of these entries of the current take, before
-   * {@link UsageStore.settle}: a shared store can forget them at once, so that an instance dying
-   * mid-flush leaves behind only what it had not delivered yet.
+   * Called as soon as these entries of the current take need no more delivery (Kinde accepted
+   * their record, or they were reported dropped), before {@link UsageStore.settle}: a shared
+   * store can forget them at once, so that an instance dying mid-flush leaves behind only what
+   * it had not settled yet.
    */
-  delivered? (entries: UsageEntry[]): void
+  settledEntries? (entries: UsageEntry[]): void
 }
 
 /** The default store: pending usage in this process's memory. */

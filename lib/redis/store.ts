@@ -183,8 +183,8 @@ export class RedisStore implements UsageStore {
     return { entries, oldest }
   }
 
-  /** Forgets delivered entries in Redis at once, so a successor never delivers them again. */
-  delivered (entries: UsageEntry[]): void {
+  /** Forgets settled (delivered or dropped) entries in Redis at once, so a successor never handles them again. */
+  settledEntries (entries: UsageEntry[]): void {
     const from = this.#take!.from
     const fields = new Map<string, string[]>()
     for (const entry of entries) {

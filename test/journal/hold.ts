@@ -39,7 +39,7 @@ async function main (): Promise<void> {
     } else if ('send' in step) {
       await journal.sending(step.send.map(i => taken[i]))
     } else if ('deliver' in step) {
-      journal.delivered(step.deliver.map(i => taken[i]))
+      journal.settledEntries(step.deliver.map(i => taken[i]))
       await journal.written()
     } else {
       await journal.settled(taken, step.settle.map(i => taken[i]))
