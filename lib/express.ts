@@ -149,23 +149,9 @@ class ExpressAdapter {
     this.#logger = options.logger ?? consoleLogger
   }
 
-  /** Calls the customer function and hands its answer (or failure) to `then`, never throwing. */
+  /** Hands the request's customer to `then`; a failing customer function is counted, never thrown. */
   withCustomer (req: Request, origin: string, then: (customer: CustomerRef) => void): void {
-    let customer
-    try {
-      customer = this.#customerOf(req)
-    } catch (error) {
-      this.metering.customerFailed(error, origin)
-      return
-    }
-    if (customer === undefined) return
-    if (typeof (customer as Promise<unknown>).then === 'function') {
-      ;(customer as Promise<CustomerRef | undefined>).then(
-        resolved => { if (resolved !== undefined) then(resolved) },
-        error => { this.metering.customerFailed(error, origin) })
-      return
-    }
-    then(customer as CustomerRef)
+    this.metering.withCustomer(this.#customerOf, req, origin, then)
   }
 
   /** Records the route's meters when the response finishes; a response that never finishes records nothing. */

@@ -61,7 +61,7 @@ function meterValue (meter: CompiledMeter<FastifyRequest, FastifyReply>, request
 
 /** Counts the bytes of stream payloads, whose length Fastify cannot set as a header. */
 const countStreamedBytes: onSendHookHandler = (_request, reply, payload, done) => {
-  if (payload === null || typeof (payload as Readable).pipe !== 'function') return done(null, payload)
+  if (typeof (payload as Readable | null | undefined)?.pipe !== 'function') return done(null, payload)
   const counted = reply as CountedReply
   counted[kResponseBytes] = 0
   const counter = new Transform({
@@ -85,29 +85,10 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
   const { countStatus } = metering.config
   const customerOf = options.customer ?? customerFromUser
 
-  /** Calls the customer function and hands its answer (or failure) to `then`, never throwing. */
-  const withCustomer = (request: FastifyRequest, origin: string, then: (customer: CustomerRef) => void): void => {
-    let customer
-    try {
-      customer = customerOf(request)
-    } catch (error) {
-      metering.customerFailed(error, origin)
-      return
-    }
-    if (customer === undefined) return
-    if (typeof (customer as Promise<unknown>).then === 'function') {
-      ;(customer as Promise<CustomerRef | undefined>).then(
-        resolved => { if (resolved !== undefined) then(resolved) },
-        error => { metering.customerFailed(error, origin) })
-      return
-    }
-    then(customer as CustomerRef)
-  }
-
   fastify.decorate('metering', metering)
   fastify.decorateReply('meter', function (this: FastifyReply, feature: string, value: number) {
     const origin = this.request.routeOptions.url ?? ''
-    withCustomer(this.request, origin, customer => metering.record(customer, feature, value, origin))
+    metering.withCustomer(customerOf, this.request, origin, customer => metering.record(customer, feature, value, origin))
     return this
   })
 
@@ -127,7 +108,7 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
             values.push(NaN)
           }
         }
-        withCustomer(request, origin, customer => {
+        metering.withCustomer(customerOf, request, origin, customer => {
           for (let i = 0; i < meters.length; i++) metering.record(customer, meters[i].feature, values[i], origin)
         })
       }

@@ -240,3 +240,26 @@ t.test('credentials and domain come from the environment', async t => {
   await app.metering.flush()
   t.equal(kinde.usage('agr_1', 'searches'), '1')
 })
+
+t.test('route hooks of their own keep running beside the meter; empty bodies count zero bytes', async t => {
+  const kinde = await emulator(t)
+  const app = await meteredApp(t, kinde)
+  const seen: string[] = []
+  app.get('/one', { config: { meter: 'searches' }, onResponse: (_request, _reply, done) => { seen.push('one'); done() } }, async () => 'ok')
+  app.get('/many', { config: { meter: 'searches' }, onResponse: [(_request, _reply, done) => { seen.push('many'); done() }] }, async () => 'ok')
+  app.get('/empty', { config: { meter: [{ feature: 'egress_bytes', value: 'responseBytes' }, { feature: 'request_bytes', value: 'requestBytes' }, 'renders'] } },
+    async (_request, reply) => reply.code(204).send())
+  app.setNotFoundHandler(async (_request, reply) => {
+    reply.meter('llm_tokens', 1)
+    return reply.code(404).send('none')
+  })
+  for (const url of ['/one', '/many', '/empty', '/missing']) await app.inject({ url, headers: { 'x-agreement': 'agr_1' } })
+  await app.metering.flush()
+  t.same(seen, ['one', 'many'])
+  t.equal(kinde.usage('agr_1', 'searches'), '2')
+  t.equal(kinde.usage('agr_1', 'renders'), '1', 'the 204 counted')
+  t.equal(kinde.usage('agr_1', 'egress_bytes'), '0', 'no body, no bytes')
+  t.equal(kinde.usage('agr_1', 'request_bytes'), '0')
+  t.equal(kinde.usage('agr_1', 'llm_tokens'), '1', 'reply.meter works in the not-found handler')
+  t.equal(app.metering.stats().refused.invalidValue, 0)
+})

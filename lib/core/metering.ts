@@ -12,7 +12,7 @@ import { KindeHttp } from './http.js'
 import { Journal } from './journal.js'
 import { KindeApi } from './kinde-api.js'
 import { consoleLogger } from './logger.js'
-import { resolveConfig, type MeteringConfig, type MeteringOptions } from './options.js'
+import { resolveConfig, type CustomerOf, type MeteringConfig, type MeteringOptions } from './options.js'
 import { AgreementResolver } from './resolver.js'
 import { Counters, type FlushOutcome, type MeteringStats } from './stats.js'
 import { MemoryStore, type UsageStore } from './store.js'
@@ -132,6 +132,29 @@ export class Metering {
       setImmediate(() => { void this.flush() })
     }
     return true
+  }
+
+  /**
+   * Asks an adapter's `customer` function who pays for `request` and hands the answer to `then`
+   * (at once, or when its promise resolves); `undefined` leaves the request unmetered. A throw or
+   * a rejection is counted and logged, never passed on to the request.
+   */
+  withCustomer<Request> (customerOf: CustomerOf<Request>, request: Request, origin: string, then: (customer: CustomerRef) => void): void {
+    let customer
+    try {
+      customer = customerOf(request)
+    } catch (error) {
+      this.customerFailed(error, origin)
+      return
+    }
+    if (customer === undefined) return
+    if (typeof (customer as Promise<unknown>).then === 'function') {
+      (customer as Promise<CustomerRef | undefined>).then(
+        resolved => { if (resolved !== undefined) then(resolved) },
+        error => { this.customerFailed(error, origin) })
+      return
+    }
+    then(customer as CustomerRef)
   }
 
   /**

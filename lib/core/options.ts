@@ -13,6 +13,9 @@ export type AmbiguousPolicy = 'retry' | 'drop'
 /** A source of access tokens for users who manage the M2M token themselves. */
 export type AccessTokenSource = string | (() => string | Promise<string>)
 
+/** Who pays for a request, as the `customer` option says: a reference, `undefined` (not metered), or a promise of either. */
+export type CustomerOf<Request> = (request: Request) => CustomerRef | undefined | Promise<CustomerRef | undefined>
+
 /** Options shared by every host (Fastify, Express, the bare core). */
 export interface MeteringOptions<Request = unknown> {
   /**
@@ -41,7 +44,7 @@ export interface MeteringOptions<Request = unknown> {
    * logged, never thrown into the request. Default: the adapter's (Fastify: the verified token in
    * `request.user`, its `org_code` as `{ orgCode }`, else its `sub` as `{ userId }`).
    */
-  customer?: (request: Request) => CustomerRef | undefined | Promise<CustomerRef | undefined>
+  customer?: CustomerOf<Request>
   /**
    * Milliseconds between deliveries; a delivery retries within this time, then leaves what is
    * left for the next one. Default 60,000 (one minute).
