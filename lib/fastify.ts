@@ -96,6 +96,7 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
     const origin = `${String(route.method)} ${route.url}`
     const meters = compileRouteMeter<FastifyRequest, FastifyReply>(route.config?.meter, origin)
     if (meters.length === 0) return
+    const features = meters.map(meter => meter.feature)
     // Only metered routes get a hook: Fastify tracks response timing for every route that has one.
     const recordUsage: onResponseHookHandler = (request, reply, done) => {
       if (countStatus(reply.statusCode)) {
@@ -108,9 +109,7 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
             values.push(NaN)
           }
         }
-        metering.withCustomer(customerOf, request, origin, customer => {
-          for (let i = 0; i < meters.length; i++) metering.record(customer, meters[i].feature, values[i], origin)
-        })
+        metering.withCustomer(customerOf, request, origin, customer => { metering.recordAll(customer, features, values, origin) })
       }
       done()
     }

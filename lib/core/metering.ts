@@ -99,6 +99,21 @@ export class Metering {
    * @param origin where the usage came from (a route), for the log line of a refused value.
    */
   record (customer: CustomerRef, feature: string, value: number, origin = ''): boolean {
+    return this.#record(customer, feature, value, origin, 0)
+  }
+
+  /**
+   * Records the meters of one request: `values[i]` units of `features[i]` for `customer`, each
+   * exactly as {@link record} would, at one instant. Adapters use it: on this path the clock read
+   * costs as much as the rest of a record, so a request reads it once, not once per meter.
+   */
+  recordAll (customer: CustomerRef, features: readonly string[], values: readonly number[], origin = ''): void {
+    const now = Date.now()
+    for (let i = 0; i < features.length; i++) this.#record(customer, features[i], values[i], origin, now)
+  }
+
+  /** `record()`, with the epoch ms of the usage given, or 0 to read the clock once the usage counts. */
+  #record (customer: CustomerRef, feature: string, value: number, origin: string, at: number): boolean {
     if (this.#closed) {
       this.#counters.refused.afterClose++
       return false
@@ -122,7 +137,7 @@ export class Metering {
         `customer must name one of agreementId, customerId, userId or orgCode, and feature be a string, each of 1 to ${MAX_REFERENCE_LENGTH} characters`)
     }
     if (isZero(micros)) return true
-    const now = Date.now()
+    const now = at === 0 ? Date.now() : at
     if (!this.#local.add(kind, id, feature, micros, now, this.#capacity)) {
       if (!this.#overflow.add(kind, id, feature, micros, now, OVERFLOW_ITEMIZED)) this.#counters.dropped.overflow.add(1, micros)
     }
