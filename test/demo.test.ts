@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { startKindeEmulator } from '../lib/testing.js'
+import { plainEnv } from './helpers/processes.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -14,13 +15,9 @@ interface Run { code: number | null, stdout: string, stderr: string }
 
 /** Runs examples/demo.ts with tsx, as `npm run demo` does after its build. */
 function runDemo (env: Record<string, string>): Promise<Run> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, DEMO_SECONDS: '2', ...env }
-  for (const name of ['KINDE_DOMAIN', 'KINDE_MANAGEMENT_CLIENT_ID', 'KINDE_MANAGEMENT_CLIENT_SECRET', 'DEMO_AGREEMENTS', 'DEMO_FEATURES']) {
-    if (!(name in env)) delete childEnv[name]
-  }
-  // The demo runs the built dist/, which is not the code under coverage: no coverage from the
-  // child (tap's documented switch; tap still tracks the process).
-  childEnv._TAPJS_PROCESSINFO_COVERAGE_ = '0'
+  // Without tap's instrumentation: the demo runs what a user runs, not the code under coverage.
+  const childEnv = plainEnv({ DEMO_SECONDS: '2', ...env })
+  for (const name of ['DEMO_AGREEMENTS', 'DEMO_FEATURES']) if (!(name in env)) delete childEnv[name]
   const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo.ts'], {
     cwd: root, env: childEnv, signal: AbortSignal.timeout(30_000)
   })

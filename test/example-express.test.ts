@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { startKindeEmulator } from '../lib/testing.js'
+import { plainEnv } from './helpers/processes.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -15,12 +16,8 @@ interface Example { child: ChildProcessWithoutNullStreams, url: string, output: 
 
 /** Starts the example on an ephemeral port; resolves once it says where it listens. */
 async function startExample (t: Test, env: Record<string, string>): Promise<Example> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, PORT: '0', ...env }
-  for (const name of ['KINDE_DOMAIN', 'KINDE_MANAGEMENT_CLIENT_ID', 'KINDE_MANAGEMENT_CLIENT_SECRET']) {
-    if (!(name in env)) delete childEnv[name]
-  }
-  // The example runs the built dist/, which is not the code under coverage.
-  childEnv._TAPJS_PROCESSINFO_COVERAGE_ = '0'
+  // Without tap's instrumentation: the example runs what a user runs, not the code under coverage.
+  const childEnv = plainEnv({ PORT: '0', ...env })
   const child = spawn(process.execPath, ['--import', 'tsx', 'examples/express.ts'], {
     cwd: root, env: childEnv, signal: AbortSignal.timeout(30_000)
   })

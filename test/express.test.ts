@@ -15,6 +15,7 @@ import { kindeMetering, meter, type KindeMeteringMiddleware, type KindeMeteringO
 import { InvalidOptionError } from '../lib/index.js'
 import type { KindeEmulator } from '../lib/testing.js'
 import { emulator, memoryLogger } from './fixtures.js'
+import { plainEnv } from './helpers/processes.js'
 
 /** Options pointing at the emulator, billing the agreement in header `x-agreement`, never flushing on their own. */
 function expressOptions (kinde: KindeEmulator, extra: KindeMeteringOptions = {}): KindeMeteringOptions {
@@ -546,7 +547,7 @@ t.test('importing kinde-metering or kinde-metering/express never loads express',
       exports: [typeof main.kindeMetering, typeof adapter.kindeMetering, typeof adapter.meter]
     }))`
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: root, env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+    cwd: root, env: plainEnv()
   })
   let stdout = ''
   child.stdout.setEncoding('utf8').on('data', chunk => { stdout += chunk })

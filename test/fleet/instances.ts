@@ -3,6 +3,7 @@
  * talks to them over IPC.
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { plainEnv } from '../helpers/processes.js'
 import { fileURLToPath } from 'node:url'
 import type { FlushOutcome, MeteringStats } from '../../lib/index.js'
 
@@ -62,7 +63,8 @@ export class Instance {
   static async start (config: InstanceConfig): Promise<Instance> {
     const child = fork(SCRIPT, [], {
       execArgv: ['--import', 'tsx'],
-      env: { ...process.env, KINDE_METERING_FLEET: JSON.stringify(config) },
+      // Without tap's coverage: a second transpilation of lib/ (tsx) must not merge into the parent's coverage.
+      env: plainEnv({ KINDE_METERING_FLEET: JSON.stringify(config) }),
       stdio: ['ignore', 'inherit', 'pipe', 'ipc']
     })
     let stderr = ''

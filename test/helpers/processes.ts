@@ -23,10 +23,12 @@ export const TSC = createRequire(import.meta.url).resolve('typescript/bin/tsc')
 export function plainEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [name, value] of Object.entries(process.env)) {
-    const tapOwned = name === 'NODE_OPTIONS' || name === 'TAP' || name.startsWith('TAP_') || name.startsWith('_TAPJS_')
+    const tapOwned = name === 'NODE_OPTIONS' || name === 'NODE_V8_COVERAGE' || name === 'TAP' || name.startsWith('TAP_') || name.startsWith('_TAPJS_')
     if (!tapOwned && !name.startsWith('KINDE_')) env[name] = value
   }
-  return { ...env, ...extra }
+  // tap's process tracking wraps spawn() itself and would still collect the child's coverage; a
+  // child that loads lib/ through another transpiler (tsx) would then blur the parent's figures.
+  return { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0', ...extra }
 }
 
 /** Runs `command` to its end and collects its output; resolves whatever the exit code. */

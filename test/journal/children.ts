@@ -3,6 +3,7 @@
  * lines they print. Every child is killed at teardown if the test did not kill it.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { plainEnv } from '../helpers/processes.js'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -24,7 +25,7 @@ export interface Child {
 /** Runs `test/journal/<script>` with `args`, and `env` added to the environment. */
 export function startChild (t: Test, script: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
   const path = fileURLToPath(new URL(script, import.meta.url))
-  const child = spawn(process.execPath, ['--import', 'tsx', path, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } })
+  const child = spawn(process.execPath, ['--import', 'tsx', path, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...plainEnv(), ...env } })
   const lines: any[] = []
   const inbox: any[] = []
   const waiting: Array<{ field: string, resolve: (line: any) => void, reject: (error: Error) => void }> = []
