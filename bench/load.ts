@@ -19,6 +19,8 @@ export interface LoadConfig {
 export interface LoadResult extends Message {
   /** Responses received. */
   requests: number
+  /** Responses received during the warm-up. */
+  warmupRequests: number
   /** Seconds the window lasted. */
   seconds: number
   /** Latency percentiles, ms. */
@@ -53,7 +55,7 @@ async function main (): Promise<void> {
       }
     }]
   }
-  await autocannon({ ...options, duration: config.warmupSeconds })
+  const warmup = await autocannon({ ...options, duration: config.warmupSeconds })
   tell({ type: 'warm' })
   await nextMessage()
   const cpu = process.cpuUsage()
@@ -62,6 +64,7 @@ async function main (): Promise<void> {
   tell({
     type: 'result',
     requests: result.requests.total,
+    warmupRequests: warmup.requests.total,
     seconds: result.duration,
     p50: result.latency.p50,
     p99: result.latency.p99,

@@ -50,6 +50,8 @@ export interface OverheadSample {
   /** Share of a core the load generator used over the window. */
   loadCpuShare: number
   requests: number
+  /** Requests served in the warm-up and the window together: what the server's pending usage covers. */
+  servedRequests: number
   errors: number
   server: ServerStats
 }
@@ -72,6 +74,8 @@ export interface OverheadRow {
   errors: number
   /** Server-side counts of the last round (pending pairs, naive POST backlog). */
   server: ServerStats
+  /** Requests the last round's server served, warm-up included. */
+  servedRequests: number
 }
 
 async function measure (entry: OverheadCase, round: number, plan: OverheadPlan): Promise<OverheadSample> {
@@ -103,6 +107,7 @@ async function measure (entry: OverheadCase, round: number, plan: OverheadPlan):
       serverCpuShare: used / (result.seconds * 1e6),
       loadCpuShare: result.loadCpuMicros / (result.seconds * 1e6),
       requests: result.requests,
+      servedRequests: result.warmupRequests + result.requests,
       errors: result.errors,
       server: server_
     }
@@ -143,7 +148,8 @@ export async function benchOverhead (plan: OverheadPlan, cases: OverheadCase[] =
       serverCpuShare: spread(mine.map(s => s.serverCpuShare)),
       loadCpuShare: spread(mine.map(s => s.loadCpuShare)),
       errors: mine.reduce((sum, s) => sum + s.errors, 0),
-      server: mine[mine.length - 1].server
+      server: mine[mine.length - 1].server,
+      servedRequests: mine[mine.length - 1].servedRequests
     }
   })
   return { rows, samples }

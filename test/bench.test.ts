@@ -33,6 +33,9 @@ t.test('the quick bench runs every section, prints the markdown report and write
     t.match(stdout, new RegExp(`^\\| [^|]*${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[^|]*\\| [\\d,]+`, 'm'), `a row for ${label}`)
   }
   t.notMatch(stdout, /NaN|undefined|Infinity/)
+  for (const other of ['fleet', 'journal']) {
+    t.match(stdout, new RegExp(`### ${other}\\n\\n(\\| |\\(bench/${other}\\.ts not present: skipped\\))`), `the ${other} section is run when present, noted when not`)
+  }
 
   const files = readdirSync(out).filter(name => /^bench-.*\.json$/.test(name))
   t.equal(files.length, 1)
@@ -58,6 +61,7 @@ t.test('the quick bench runs every section, prints the markdown report and write
   t.same(results.recording.map((r: { pairs: number }) => r.pairs), [1_000, 10_000])
   for (const row of results.recording) t.ok(row.opsPerSecond.median > 0 && row.heapBytesPerPair.median > 0)
   t.ok(results.delivery.recordsPerSecond.median > 0)
-  t.equal(results.calls.length, 8)
+  t.equal(results.calls.rows.length, 8)
+  t.equal(results.calls.measured.length, 2, 'the model is checked against both metered runs')
   t.ok(results.targets.length >= 7)
 })
