@@ -99,16 +99,19 @@ t.test('look-up failures leave the usage pending; nothing is lost', async t => {
   kinde.fault({ endpoint: 'user', kind: 'status', status: 429, rateLimitReset: 0 })
   kinde.fault({ endpoint: 'organization', kind: 'reset' })
   core.record({ userId: 'kp_ada' }, 'searches', 2)
+  core.record({ userId: 'kp_ada' }, 'renders', 1) // a second feature joins the same failing user look-up
   core.record({ orgCode: 'org_acme' }, 'searches', 3)
   core.record({ agreementId: 'agr_3' }, 'searches', 1)
   const first = await core.flush()
   t.equal(first.sent, 1, 'other records are not held up')
-  t.equal(first.pending, 2)
-  t.equal(core.stats().pending.units, '5')
+  t.equal(first.pending, 3)
+  t.equal(core.stats().pending.units, '6')
+  t.equal(kinde.calls.user, 1, 'the two features shared one look-up')
   t.ok(entries.some(entry => entry.level === 'warn' && /look-up failed/.test(entry.msg ?? '')))
   const second = await core.flush()
-  t.equal(second.sent, 2)
+  t.equal(second.sent, 3)
   t.equal(kinde.usage('agr_1', 'searches'), '2')
+  t.equal(kinde.usage('agr_1', 'renders'), '1')
   t.equal(kinde.usage('agr_2', 'searches'), '3')
   t.equal(core.stats().pending.keys, 0)
 })
@@ -128,6 +131,7 @@ t.test('no agreement: reported once per reference and feature per TTL, never ret
     core.record({ userId: 'kp_unknown' }, 'searches', 3)
     core.record({ orgCode: 'org_nobill' }, 'searches', 4)
     core.record({ customerId: 'cus_1' }, 'unplanned_feature', 5)
+    core.record({ customerId: 'cus_unknown' }, 'searches', 6)
     core.record({ agreementId: 'agr_1' }, 'searches', 1)
     await core.flush()
   }
@@ -141,9 +145,10 @@ t.test('no agreement: reported once per reference and feature per TTL, never ret
     [{ userId: 'kp_lapsed' }, 'searches', '2'],
     [{ userId: 'kp_unknown' }, 'searches', '3'],
     [{ orgCode: 'org_nobill' }, 'searches', '4'],
-    [{ customerId: 'cus_1' }, 'unplanned_feature', '5']
+    [{ customerId: 'cus_1' }, 'unplanned_feature', '5'],
+    [{ customerId: 'cus_unknown' }, 'searches', '6']
   ])
-  t.same(core.stats().dropped.no_agreement, { records: 10, units: '30' })
+  t.same(core.stats().dropped.no_agreement, { records: 12, units: '42' })
   t.equal(core.stats().pending.keys, 0, 'not retried')
   t.equal(entries.filter(entry => entry.level === 'warn' && /no active Kinde agreement/.test(entry.msg ?? '')).length, 1, 'warned once per TTL')
   t.equal(kinde.calls.user, 3, 'the answer "none" is cached too')

@@ -134,7 +134,7 @@ export class Delivery {
     }
     await forEachLimited(lookUps, this.#config.concurrency, async entry => {
       try {
-        const agreementId = await this.#resolver.resolve(entry.kind, entry.id, entry.feature)
+        const agreementId = await this.#resolver.resolve(entry.kind as Exclude<RefKind, RefKind.Agreement>, entry.id, entry.feature)
         if (agreementId === null) this.#drop(run, 'no_agreement', [entry])
         else bind(entry, agreementId)
       } catch (error) {

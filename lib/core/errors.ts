@@ -58,13 +58,12 @@ export class TokenError extends KindeMeteringError {
 export class KindeNetworkError extends KindeMeteringError {
   declare readonly code: 'KINDE_METERING_NETWORK_ERROR'
 
-  constructor (what: string, cause: unknown) {
-    super('KINDE_METERING_NETWORK_ERROR', `kinde-metering: ${what} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause })
+  constructor (what: string, cause: Error) {
+    super('KINDE_METERING_NETWORK_ERROR', `kinde-metering: ${what} failed: ${cause.message}`, { cause })
   }
 }
 
 /** Shortens an error body for a message. */
 function describeBody (body: unknown): string {
-  const text = typeof body === 'string' ? body : JSON.stringify(body)
-  return text === undefined ? '(no body)' : text.slice(0, 500)
+  return (typeof body === 'string' ? body : JSON.stringify(body)).slice(0, 500)
 }

@@ -24,9 +24,6 @@ export class SendGate {
     this.#tokens = this.#burst
   }
 
-  /** Epoch ms until which every send waits (0 when not paused). */
-  get pausedUntil (): number { return this.#pausedUntil }
-
   /** Holds every send for `ms` milliseconds from now (extending, never shortening, a pause). */
   pause (ms: number): void {
     this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + ms)

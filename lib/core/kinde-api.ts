@@ -102,7 +102,7 @@ export class KindeApi {
       answer = await this.#authorized('GET', path)
     } catch (error) {
       if (error instanceof TokenError) throw error
-      throw new KindeNetworkError(what, error)
+      throw new KindeNetworkError(what, error as Error)
     }
     if (answer.status === 200) return answer.body
     // An unknown id is undocumented; Kinde declares 400 for these paths.
@@ -142,7 +142,7 @@ function classifyFailure (error: unknown): SendOutcome {
     return { kind: refused ? 'unauthorized' : 'not_applied', status: error.status, message: error.message, tokenRefused: refused }
   }
   const failure = error as HttpFailure
-  const message = `meter usage send failed: ${failure.errorCode ?? ''} ${failure.message}`.trim()
+  const message = `meter usage send failed: ${failure.message} (${String(failure.errorCode)})`
   return { kind: failure.written ? 'ambiguous' : 'not_applied', message }
 }
 

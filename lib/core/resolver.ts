@@ -58,17 +58,28 @@ export class AgreementResolver {
    * (no billing customer, or no active agreement with the feature).
    * @throws when a look-up failed and nothing is cached: the usage must stay pending.
    */
-  async resolve (kind: RefKind, id: string, feature: string): Promise<string | null> {
-    if (kind === RefKind.Agreement) return id
+  async resolve (kind: RefKind.Customer | RefKind.User | RefKind.Org, id: string, feature: string): Promise<string | null> {
     let customerId: string | null = id
     if (kind !== RefKind.Customer) {
-      const found = await this.#customers.fetch(`${kind === RefKind.User ? 'u' : 'o'}:${id}`)
-      customerId = found!.id
+      const status: FetchStatus = {}
+      customerId = answerOf(await this.#customers.fetch(`${kind === RefKind.User ? 'u' : 'o'}:${id}`, { status }), status)
       if (customerId === null) return null
     }
-    const found = await this.#agreements.fetch(`${customerId}\n${feature}`, { context: feature })
-    return found!.id
+    const status: FetchStatus = {}
+    return answerOf(await this.#agreements.fetch(`${customerId}\n${feature}`, { context: feature, status }), status)
   }
+}
+
+type FetchStatus = LRUCache.Status<string, Found>
+
+/**
+ * The id of a cached or fresh answer. With nothing cached to serve when the look-up fails,
+ * lru-cache resolves `undefined`: the look-up's error is thrown instead, so the usage stays pending.
+ */
+function answerOf (found: Found | undefined, status: FetchStatus): string | null {
+  // Callers that joined a look-up another started see its failure only as `undefined`.
+  if (found === undefined) throw status.fetchError ?? new Error('kinde-metering: a concurrent look-up of the same customer failed')
+  return found.id
 }
 
 /**

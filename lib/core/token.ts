@@ -57,7 +57,7 @@ export class TokenProvider {
     const body = answer.body as { access_token?: unknown, expires_in?: unknown, error?: unknown, error_description?: unknown }
     if (answer.status !== 200 || typeof body?.access_token !== 'string') {
       // Kinde's OAuth error fields describe the problem without echoing the secret.
-      const reason = typeof body?.error === 'string' ? `${body.error}: ${String(body.error_description ?? '')}` : 'no access_token in the answer'
+      const reason = typeof body?.error === 'string' ? [body.error, body.error_description].filter(Boolean).join(': ') : 'no access_token in the answer'
       throw new TokenError(`token request was refused with HTTP ${answer.status} (${reason}); check clientId, clientSecret and that the M2M app is authorized for the Management API`, answer.status)
     }
     this.fetched++
