@@ -3,16 +3,14 @@ import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { plainEnv } from './helpers/processes.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
 /** Runs `bench/run.ts` as `npm run bench -- --quick` does (on the sources, so no build is needed). */
 function runBench (out: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
   // The measured processes are not tests: they must not write coverage or load tap's hooks.
-  const env = { ...process.env }
-  for (const name of Object.keys(env)) {
-    if (name === 'NODE_V8_COVERAGE' || name === 'NODE_OPTIONS' || name.startsWith('TAP')) delete env[name]
-  }
+  const env = plainEnv()
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', out], { cwd: root, env })
   let stdout = ''
   let stderr = ''

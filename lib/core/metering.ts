@@ -259,8 +259,8 @@ export class Metering {
 
   /** Reports everything still pending once shutdownTimeout ran out. */
   async #dropRemaining (): Promise<number> {
-    const remaining = await this.#store.take()
-    const entries = remaining?.entries ?? []
+    // Only a store that is not shared gets here, and such a store always hands over a batch.
+    const { entries } = (await this.#store.take())!
     this.#drops.report(entries.map(entry => ({ entry })), 'shutdown')
     await this.#store.settle()
     await this.#journal?.settled(entries, [])

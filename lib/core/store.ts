@@ -47,7 +47,8 @@ export interface UsageStore {
   add (batch: UsageBatch): void | Promise<void>
   /**
    * Takes the usage to deliver now; resolves `undefined` when another instance delivers this
-   * round. Until {@link UsageStore.settle}, the taken usage is in flight.
+   * round (only a `shared` store can answer so). Until {@link UsageStore.settle}, the taken
+   * usage is in flight.
    */
   take (): Promise<UsageBatch | undefined>
   /** Gives back taken usage that was not delivered; a later take() returns it again. */
