@@ -300,3 +300,17 @@ t.test('the interval flushes on its own', async t => {
   while (kinde.usage('agr_1', 'searches') === '0') await new Promise(resolve => setTimeout(resolve, 5))
   t.equal(kinde.usage('agr_1', 'searches'), '1')
 })
+
+t.test('overflow beyond what onDrop can itemize is still counted, never silent', async t => {
+  const kinde = await emulator(t)
+  const drops: Drop[] = []
+  const core = coreOn(t, kinde, { maxPendingKeys: 1, onDrop: (records, reason) => drops.push({ records, reason }) })
+  kinde.fault({ kind: 'status', status: 503, times: Infinity })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  for (let i = 0; i < 10_005; i++) core.record({ customerId: `cus_${i}` }, 'searches', 1)
+  core.record({ customerId: 'cus_0' }, 'searches', 1) // an itemized pair keeps summing
+  await core.flush()
+  const itemized = drops.filter(drop => drop.reason === 'overflow').flatMap(drop => drop.records)
+  t.equal(itemized.length, 10_000, 'onDrop gets the first 10,000 pairs')
+  t.same(core.stats().dropped.overflow, { records: 10_005, units: '10006' }, 'every unit counted')
+})
