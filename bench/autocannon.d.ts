@@ -14,12 +14,18 @@ declare module 'autocannon' {
     max: number
     total: number
   }
+  /** One connection. Its request buffer is asked for before each request is written. */
+  export interface Client {
+    getRequestBuffer: () => Buffer
+  }
   export interface Options {
     url: string
     connections?: number
     duration?: number
     pipelining?: number
     requests?: Request[]
+    /** Called with each connection's client before it connects. */
+    setupClient?: (client: Client) => void
   }
   export interface Result {
     requests: Histogram

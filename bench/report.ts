@@ -4,7 +4,7 @@ import type { OverheadRow } from './overhead.js'
 import type { DeliveryRow, RecordingRow } from './sections.js'
 import type { Spread } from './stats.js'
 import { genericTable, num, range, table } from './table.js'
-import { limitedBy, SATURATED, type Target } from './targets.js'
+import { basisOf, limitedBy, type Target } from './targets.js'
 
 /** A share (0…1) as a percentage. */
 function percent (s: Spread): string {
@@ -21,20 +21,22 @@ export function headerBlock (info: { cpus: number, cpuModel: string, pinned: boo
 }
 
 export function overheadBlock (rows: OverheadRow[], plan: { connections: number, warmupSeconds: number, seconds: number, rounds: number }): string {
-  const bare = rows.find(row => row.case === 'bare')
-  const caution = bare !== undefined && bare.serverCpuShare.median < SATURATED
-    ? `\n\n**Caution:** the bare server used only ${percent(bare.serverCpuShare)} of its core: other processes were running, so req/s and p99 reflect the machine more than the servers.`
-    : ''
+  const basis = basisOf(rows)
+  const caution = basis.on === 'nothing'
+    ? `\n\n**Caution:** ${basis.why}, so req/s and p99 reflect the machine more than the servers.`
+    : basis.on === 'CPU µs/request'
+      ? `\n\n**Note:** ${basis.why}; the servers' CPU µs/request ratios are the steadier comparison.`
+      : ''
   const naive = rows.find(row => row.case === 'naive')?.server.posts
   return `### Request overhead\n\n` +
     `autocannon (1 worker, ${plan.connections} connections, loopback) against a one-route Fastify server (\`GET /\` → \`{"hello":"world"}\`, \`logger: false\`); ` +
     `${plan.warmupSeconds} s warm-up then ${plan.seconds} s, ${plan.rounds} interleaved round(s), each server in its own process; median (min–max). ` +
     '"× bare" is the ratio to the bare server of the same round. kinde-metering bills the customer named in the `x-customer` header, with two meters on the route ' +
     '(`searches` +1 and `cpu_ms` = `durationMs`); server µs/request is user + system CPU from `/proc/<pid>/stat` over the window, divided by responses.\n\n' +
-    table(['server', 'req/s', '× bare', 'p99 ms', '× bare', 'server CPU µs/request', '× bare', 'server core busy'],
+    table(['server', 'req/s', '× bare', 'p99 ms', '× bare', 'server CPU µs/request', '× bare', 'core busy: server / autocannon'],
       rows.map(row => [
         row.label, range(row.requestsPerSecond), range(row.throughputRatio, 2), range(row.p99Ms), range(row.p99Ratio, 2),
-        range(row.serverCpuMicros, 1), range(row.cpuRatio, 2), percent(row.serverCpuShare)
+        range(row.serverCpuMicros, 1), range(row.cpuRatio, 2), `${percent(row.serverCpuShare)} / ${percent(row.loadCpuShare)}`
       ])) +
     (naive === undefined ? '' : `\n\nThe naive server, last round: ${num(naive.started)} POSTs started, ${num(naive.ok)} answered 2xx, ${num(naive.failed)} failed, ${num(naive.unanswered)} still unanswered at the end.`) +
     caution
@@ -78,6 +80,8 @@ export function otherBlock (name: string, result: { rows?: Array<Record<string, 
   return `### ${name}\n\n${genericTable(result.rows!)}`
 }
 
-export function targetsBlock (targets: Target[]): string {
-  return `### Targets\n\n${table(['target', 'this run', 'met'], targets.map(t => [t.target, t.value, t.met]))}`
+export function targetsBlock (targets: Target[], overhead: OverheadRow[] | undefined): string {
+  const basis = overhead === undefined ? undefined : basisOf(overhead)
+  const judged = basis === undefined ? '' : basis.on === 'nothing' ? `Throughput targets not judged: ${basis.why}.\n\n` : `Throughput targets judged on ${basis.on}: ${basis.why}.\n\n`
+  return `### Targets\n\n${judged}${table(['target', 'this run', 'met'], targets.map(t => [t.target, t.value, t.met]))}`
 }

@@ -155,7 +155,7 @@ async function main (): Promise<void> {
   }
   const targets = judgeTargets(overhead, recording, delivery)
   results.targets = targets
-  if (targets.length > 0) blocks.push(targetsBlock(targets))
+  if (targets.length > 0) blocks.push(targetsBlock(targets, overhead?.rows))
   load.after = loadavg()
   results.load = load
   results.seconds = (Date.now() - started) / 1000
