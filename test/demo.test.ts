@@ -3,32 +3,19 @@
  * by `npm run build`, which `npm test` runs first) for two seconds, and must reconcile.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { startKindeEmulator } from '../lib/testing.js'
-import { plainEnv } from './helpers/processes.js'
+import { plainEnv, run, type Finished } from './helpers/processes.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-interface Run { code: number | null, stdout: string, stderr: string }
-
 /** Runs examples/demo.ts with tsx, as `npm run demo` does after its build. */
-function runDemo (env: Record<string, string>): Promise<Run> {
+function runDemo (env: Record<string, string>): Promise<Finished> {
   // Without tap's instrumentation: the demo runs what a user runs, not the code under coverage.
   const childEnv = plainEnv({ DEMO_SECONDS: '2', ...env })
   for (const name of ['DEMO_AGREEMENTS', 'DEMO_FEATURES']) if (!(name in env)) delete childEnv[name]
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo.ts'], {
-    cwd: root, env: childEnv, signal: AbortSignal.timeout(30_000)
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', chunk => { stdout += chunk })
-  child.stderr.setEncoding('utf8').on('data', chunk => { stderr += chunk })
-  return new Promise((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', code => resolve({ code, stdout, stderr }))
-  })
+  return run(process.execPath, ['--import', 'tsx', 'examples/demo.ts'], { cwd: root, env: childEnv, timeoutMs: 30_000 })
 }
 
 /** Rows of the demo's final table: `agreement customer feature served …`, served without commas. */
