@@ -91,6 +91,11 @@ export class Delivery {
     this.#authBackoff = config.retry.baseDelay
   }
 
+  /** Epoch ms until which no send may go: Kinde's pause after a 429, or the back-off after a refused token. */
+  blockedUntil (): number {
+    return Math.max(this.#gate.pausedUntil, this.#authBlockedUntil)
+  }
+
   /**
    * Delivers a batch, retrying sends that failed until the retry attempts or the deadline run
    * out; reports what can never be delivered.
