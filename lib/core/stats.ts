@@ -25,7 +25,7 @@ export interface FlushOutcome {
   pending: number
   /** Records reported as dropped. */
   dropped: number
-  /** Whether this instance delivered (false when a shared store's other instance did). */
+  /** Whether this instance delivered: false when a shared store's other instance did, or while Kinde's pause (or a refused token's back-off) outlasts this flush's slot, when pending usage is left where it is. */
   delivered: boolean
   /** What went wrong, when something did. */
   error?: string
