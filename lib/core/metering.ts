@@ -185,6 +185,18 @@ export class Metering {
   }
 
   /**
+   * Counts a response whose `countStatus` threw: it is not metered. Logged once per origin;
+   * adapters call it so the failure never reaches the request.
+   */
+  countStatusFailed (error: unknown, origin = ''): void {
+    this.#counters.refused.countStatusError++
+    const key = `countStatusError\n${origin}`
+    if (this.#invalidLogged.has(key)) return
+    this.#invalidLogged.add(key)
+    this.#logger.error({ err: error, origin }, 'kinde-metering: countStatus threw; the response was not metered')
+  }
+
+  /**
    * Delivers everything pending now. Flushes never overlap: called during one, it waits for it and
    * runs another, so usage recorded before the call is included. Never rejects.
    */
