@@ -2,12 +2,13 @@
  * The Fastify plugin: meters routes that declare `config.meter`, gives handlers `reply.meter()`,
  * exposes the core as `app.metering`, and flushes at `onClose`.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, onResponseHookHandler, onSendHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, onRequestHookHandler, onResponseHookHandler, onSendHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { Transform, type Readable } from 'node:stream'
 import { Metering } from './core/metering.js'
 import type { MeteringOptions } from './core/options.js'
 import type { CustomerRef } from './core/types.js'
+import { BodyBytes } from './adapters/body-bytes.js'
 import { customerFromClaims, meteredRoute, RequestMeter, type ResponseReads } from './adapters/request-meter.js'
 import { compileRouteMeter, type RouteMeterSpec } from './adapters/route-meter.js'
 
@@ -32,9 +33,20 @@ declare module 'fastify' {
   }
 }
 
-/** Bytes of a streamed response body, counted by the route's onSend wrapper. */
+/** Bytes of a streamed response body, counted by the route's onSend wrapper when there is no real socket. */
 const kResponseBytes = Symbol('kinde-metering.responseBytes')
-type CountedReply = FastifyReply & { [kResponseBytes]?: number }
+/** The socket byte counter of a response on a real connection. */
+const kBodyBytes = Symbol('kinde-metering.bodyBytes')
+type CountedReply = FastifyReply & { [kResponseBytes]?: number, [kBodyBytes]?: BodyBytes }
+
+/**
+ * On a real connection, body bytes are read from the socket: what was sent, after any compression
+ * or other onSend hook that ran after this plugin's. `app.inject()` has no socket counter.
+ */
+const countSocketBytes: onRequestHookHandler = (_request, reply, done) => {
+  if (typeof reply.raw.socket?.bytesWritten === 'number') (reply as CountedReply)[kBodyBytes] = new BodyBytes(reply.raw)
+  done()
+}
 
 /** Without a `customer` option: the verified access token in `request.user` (see {@link customerFromClaims}). */
 function customerFromUser (request: FastifyRequest): CustomerRef | undefined {
@@ -46,6 +58,8 @@ const fastifyReads: ResponseReads<FastifyRequest, FastifyReply> = {
   method: request => request.method,
   durationMs: (_request, reply) => reply.elapsedTime,
   responseBytes: (_request, reply) => {
+    const bodyBytes = (reply as CountedReply)[kBodyBytes]
+    if (bodyBytes !== undefined) return bodyBytes.read(reply.raw)
     const length = reply.getHeader('content-length')
     if (length !== undefined) return Number(length)
     return (reply as CountedReply)[kResponseBytes] ?? 0
@@ -55,8 +69,8 @@ const fastifyReads: ResponseReads<FastifyRequest, FastifyReply> = {
 
 /** Counts the bytes of stream payloads, whose length Fastify cannot set as a header. */
 const countStreamedBytes: onSendHookHandler = (_request, reply, payload, done) => {
-  if (typeof (payload as Readable | null | undefined)?.pipe !== 'function') return done(null, payload)
   const counted = reply as CountedReply
+  if (counted[kBodyBytes] !== undefined || typeof (payload as Readable | null | undefined)?.pipe !== 'function') return done(null, payload)
   counted[kResponseBytes] = 0
   const counter = new Transform({
     transform (chunk: Buffer, _encoding, callback) {
@@ -106,7 +120,10 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
       done()
     }
     route.onResponse = appendHook(route.onResponse, recordUsage)
-    if (meters.some(meter => meter.value === 'responseBytes')) route.onSend = appendHook(route.onSend, countStreamedBytes)
+    if (meters.some(meter => meter.value === 'responseBytes')) {
+      route.onRequest = appendHook(route.onRequest, countSocketBytes)
+      route.onSend = appendHook(route.onSend, countStreamedBytes)
+    }
   })
 
   fastify.addHook('onClose', async () => {
