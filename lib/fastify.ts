@@ -88,7 +88,9 @@ function appendHook<T> (existing: T | T[] | undefined, hook: T): T[] {
 }
 
 async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMeteringOptions): Promise<void> {
-  const metering = new Metering({ logger: fastify.log, ...options })
+  // Fastify hands a plugin its own register options too; they are not metering options.
+  const { prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers, ...meteringOptions } = options as KindeMeteringOptions & Record<'prefix' | 'logLevel' | 'logSerializers', unknown>
+  const metering = new Metering({ logger: fastify.log, ...meteringOptions })
   await metering.ready()
   const customerOf = options.customer ?? customerFromUser
 

@@ -402,3 +402,33 @@ t.test('overflow beyond what onDrop can itemize is still counted, never silent',
   t.equal(itemized.length, 10_000, 'onDrop gets the first 10,000 pairs')
   t.same(core.stats().dropped.overflow, { records: 10_005, units: '10006' }, 'every unit counted')
 })
+
+t.test('an accessToken function that throws or rejects is a token failure: usage pending, one error naming the option', async t => {
+  const kinde = await emulator(t)
+  const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: kinde.clientId, client_secret: kinde.clientSecret, audience: `${kinde.url}/api` })
+  const { access_token: token } = await (await fetch(`${kinde.url}/oauth2/token`, { method: 'POST', body: form })).json() as { access_token: string }
+  const { entries, logger } = memoryLogger()
+  let source: () => string | Promise<string> = () => { throw new Error('vault down') }
+  // A back-off of 1 ms after each token failure, waited out below by a 5 ms timer.
+  const core = coreOn(t, kinde, { clientId: undefined, clientSecret: undefined, accessToken: () => source(), logger, retry: { baseDelay: 1, maxDelay: 1 } })
+  const backOffPassed = async (): Promise<void> => await new Promise(resolve => setTimeout(resolve, 5))
+  core.record({ agreementId: 'agr_1' }, 'searches', 2)
+  t.match(await core.flush(), { sent: 0, pending: 1 }, 'a throwing function')
+  source = async () => { throw new Error('vault still down') }
+  await backOffPassed()
+  t.match(await core.flush(), { sent: 0, pending: 1 }, 'a rejecting function')
+  source = () => ''
+  await backOffPassed()
+  t.match(await core.flush(), { sent: 0, pending: 1 }, 'a function giving no token')
+  t.equal(core.stats().pending.keys, 1, 'the usage stays pending')
+  t.equal(core.stats().failures.unauthorized, 3, 'counted as token failures')
+  t.equal(core.stats().failures.notApplied, 0, 'not as network failures')
+  t.equal(kinde.calls.meter_usage, 0, 'nothing reached Kinde without a token')
+  const errors = entries.filter(entry => entry.level === 'error')
+  t.equal(errors.length, 1, 'one error log')
+  t.match(errors[0], { obj: { option: 'accessToken', error: /vault down/ }, msg: /option "accessToken"/ })
+  source = () => token
+  await backOffPassed()
+  t.match(await core.flush(), { sent: 1 })
+  t.equal(kinde.usage('agr_1', 'searches'), '2', 'delivered once the function gives a token')
+})
