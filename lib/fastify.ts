@@ -62,16 +62,18 @@ const fastifyReads: ResponseReads<FastifyRequest, FastifyReply> = {
     if (bodyBytes !== undefined) return bodyBytes.read(reply.raw)
     const length = reply.getHeader('content-length')
     if (length !== undefined) return Number(length)
-    return (reply as CountedReply)[kResponseBytes] ?? 0
+    return (reply as CountedReply)[kResponseBytes]!
   },
   requestBytes: request => Number(request.headers['content-length'] ?? 0)
 }
 
-/** Counts the bytes of stream payloads, whose length Fastify cannot set as a header. */
+/** Counts the bytes of stream payloads, whose length Fastify cannot set as a header (without a socket counter). */
 const countStreamedBytes: onSendHookHandler = (_request, reply, payload, done) => {
   const counted = reply as CountedReply
-  if (counted[kBodyBytes] !== undefined || typeof (payload as Readable | null | undefined)?.pipe !== 'function') return done(null, payload)
+  if (counted[kBodyBytes] !== undefined) return done(null, payload)
+  // Other payloads have their length in content-length.
   counted[kResponseBytes] = 0
+  if (typeof (payload as Readable | null | undefined)?.pipe !== 'function') return done(null, payload)
   const counter = new Transform({
     transform (chunk: Buffer, _encoding, callback) {
       counted[kResponseBytes]! += chunk.length

@@ -32,14 +32,15 @@ t.test('automatic HEAD routes meter nothing; a declared HEAD route meters its ca
   app.get('/doc', { config: { meter: docMeters } }, async () => DOC)
   app.head('/declared', { config: { meter: docMeters } }, async (_request, reply) => reply.header('content-length', '5000').send())
   app.get('/declared', async () => DOC)
+  app.route({ method: ['GET', 'POST'], url: '/both', config: { meter: docMeters }, handler: async () => DOC })
   const url = await listen(app)
-  for (let i = 0; i < 5; i++) {
-    const head = await call(`${url}/doc`, { method: 'HEAD' })
+  for (const path of ['/doc', '/doc', '/doc', '/doc', '/doc', '/both']) {
+    const head = await call(`${url}${path}`, { method: 'HEAD' })
     t.equal(head.status, 200)
     t.equal(head.body.length, 0)
   }
   await app.metering.flush()
-  t.equal(kinde.records.length, 0, 'five HEAD /doc: nothing billed')
+  t.equal(kinde.records.length, 0, 'five HEAD /doc and a HEAD of a GET+POST route: nothing billed')
 
   t.equal((await call(`${url}/doc`)).body.length, 5_000)
   for (let i = 0; i < 2; i++) t.equal((await call(`${url}/declared`, { method: 'HEAD' })).headers['content-length'], '5000')

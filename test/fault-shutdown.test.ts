@@ -129,3 +129,17 @@ t.test('Kinde down for the whole close: close() takes the whole shutdownTimeout 
   t.equal(stats.dropped.shutdown.records, served.size, 'stats count every record dropped at shutdown')
   t.equal(stats.pending.keys, 0, 'nothing is left pending after the report')
 })
+
+t.test('a RateLimit-Reset that outlasts shutdownTimeout: close() reports at once rather than wait for nothing', async t => {
+  const kinde = await emulator(t, { customers: CUSTOMERS })
+  const drops: DroppedRecord[] = []
+  const app = await meteredApp(t, kinde, 60_000, 2_000, records => { drops.push(...records) })
+  await app.inject({ url: '/search', headers: { 'x-agreement': 'agr_1' } })
+  kinde.fault({ kind: 'status', status: 429, rateLimitReset: 30 })
+  const closing = Date.now()
+  await app.close()
+  const closeMs = Date.now() - closing
+  t.ok(closeMs < 1_000, `close did not sit out a pause it could not outlive (${closeMs} ms)`)
+  t.equal(kinde.calls.meter_usage, 1, 'nothing was sent after the 429')
+  t.match(drops, [{ customer: { agreementId: 'agr_1' }, feature: 'searches', value: '1' }], 'the usage is reported dropped')
+})

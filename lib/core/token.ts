@@ -46,7 +46,7 @@ export class TokenProvider {
     try {
       token = await source()
     } catch (error) {
-      throw new TokenError(`option "accessToken": the function failed: ${(error as Error)?.message ?? String(error)}`, undefined, { cause: error, option: 'accessToken' })
+      throw new TokenError(`option "accessToken": the function failed: ${String(error)}`, undefined, { cause: error, option: 'accessToken' })
     }
     if (typeof token !== 'string' || token.length === 0) {
       throw new TokenError(`option "accessToken": the function must give a non-empty string, gave ${typeof token}`, undefined, { option: 'accessToken' })
