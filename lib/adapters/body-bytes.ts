@@ -9,9 +9,9 @@ import type { Readable } from 'node:stream'
 /**
  * Body bytes of one response, read from its connection's byte counter: nothing is patched or
  * buffered. The counter is read when metering of the response starts (Express: the route's meter
- * middleware; Fastify: the route's onRequest hook), or when a queued,
- * pipelined response gets the connection, and at `prefinish`, when the whole response has been
- * handed to the socket and before the next pipelined response may write.
+ * middleware; Fastify: the route's onRequest hook) or when a queued, pipelined response gets the
+ * connection, and at `prefinish`, when the whole response has been handed to the socket and before
+ * the next pipelined response may write.
  */
 export class BodyBytes {
   #socket: Socket | undefined
@@ -39,9 +39,9 @@ export class BodyBytes {
   }
 
   /**
-   * For a response with a body (HEAD, 204 and 304 have none). Exact when the response declares `Content-Length`, is not chunked, or was chunked only by
-   * piped streams. Each direct `res.write()` of a chunked body adds its framing: the chunk size in
-   * hex plus 4 bytes (see README).
+   * For a response with a body (HEAD, 204 and 304 have none). Exact when the response declares
+   * `Content-Length`, is not chunked, or was chunked only by piped streams. Each direct
+   * `res.write()` of a chunked body adds its framing: the chunk size in hex plus 4 bytes (see README).
    */
   read (res: ServerResponse): number {
     const length = res.getHeader('content-length')

@@ -67,9 +67,9 @@ export class RequestMeter<Req, Res> {
 
   /**
    * Records `route`'s meters for a response finished with `statusCode`, if `countStatus` counts it.
-   * @param origin the route and method (`GET /search`), for log lines.
    * Runs in response hooks and listeners, where a throw would fail the request or crash the
    * process: nothing here throws, every failure is counted and logged by the core.
+   * @param origin the route and method (`GET /search`), for log lines.
    */
   finished (route: MeteredRoute<Req, Res>, origin: string, request: Req, response: Res, statusCode: number): void {
     let counted: boolean

@@ -260,15 +260,15 @@ export class Metering {
       outcome.sent += flushed.sent
       // A shared store keeps what remains for the rest of the fleet.
       if (this.#store.shared === true || this.stats().pending.keys === 0) break
-      const left = this.#shutdownDeadline - Date.now()
       // Kinde asked for a pause that outlasts the deadline: nothing can go before it.
-      if (left <= 0 || this.#delivery.blockedUntil() >= this.#shutdownDeadline) break
+      if (this.#delivery.blockedUntil() >= this.#shutdownDeadline) break
       idle = flushed.sent > 0 ? 0 : idle + 1
       if (idle > 0) {
+        const left = this.#shutdownDeadline - Date.now()
         await sleep(Math.min(left, this.config.retry.maxDelay, this.config.retry.baseDelay * 2 ** (idle - 1)))
-        // No send starts after the deadline: what remains is reported now.
-        if (Date.now() >= this.#shutdownDeadline) break
       }
+      // No send starts after the deadline: what remains is reported now.
+      if (Date.now() >= this.#shutdownDeadline) break
     }
     if (this.#store.shared !== true) outcome.dropped = await this.#dropRemaining()
     await this.#store.close?.()
