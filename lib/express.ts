@@ -6,15 +6,14 @@
  * @module
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import type { Socket } from 'node:net'
-import type { Readable } from 'node:stream'
 import { InvalidOptionError } from './core/errors.js'
-import { consoleLogger } from './core/logger.js'
 import { Metering, type CloseOutcome } from './core/metering.js'
 import type { MeteringOptions } from './core/options.js'
 import type { FlushOutcome, MeteringStats } from './core/stats.js'
-import type { CustomerRef, Logger } from './core/types.js'
-import { compileRouteMeter, type CompiledMeter, type RouteMeterSpec } from './route-meter.js'
+import type { CustomerRef } from './core/types.js'
+import { BodyBytes } from './adapters/body-bytes.js'
+import { customerFromClaims, meteredRoute, RequestMeter, type MeteredRoute, type ResponseReads } from './adapters/request-meter.js'
+import { compileRouteMeter, type RouteMeterSpec } from './adapters/route-meter.js'
 
 /** What `meter()` meters: a feature code (+1 per counted response), `{ feature, value }`, or a list of them. */
 export type RouteMeter = RouteMeterSpec<Request, Response>
@@ -61,10 +60,13 @@ declare global {
 const kAdapter = Symbol('kinde-metering.adapter')
 /** On `res`: `performance.now()` when the middleware saw the request, for `durationMs`. */
 const kStart = Symbol('kinde-metering.start')
+/** On `res`: the body byte counter of a route metering `responseBytes`. */
+const kBodyBytes = Symbol('kinde-metering.bodyBytes')
 
 interface MeteredResponse extends Response {
   [kAdapter]?: ExpressAdapter
   [kStart]: number
+  [kBodyBytes]?: BodyBytes
 }
 
 /** Bounded (one per route and method) so the core's log-once sets stay small. */
@@ -77,76 +79,30 @@ function isObject (value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object'
 }
 
-/** Without a `customer` option: the verified token's organization, else its user (see KindeMeteringOptions). */
+/** Without a `customer` option: the verified token's claims (see KindeMeteringOptions and {@link customerFromClaims}). */
 function customerFromAuth (req: Request): CustomerRef | undefined {
   const { auth, user } = req as { auth?: unknown, user?: unknown }
-  const claims = isObject(auth) ? (isObject(auth.payload) ? auth.payload : auth) : user
-  if (!isObject(claims)) return undefined
-  if (typeof claims.org_code === 'string') return { orgCode: claims.org_code }
-  if (typeof claims.sub === 'string') return { userId: claims.sub }
-  return undefined
+  return customerFromClaims(isObject(auth) ? (isObject(auth.payload) ? auth.payload : auth) : user)
 }
 
-/**
- * Body bytes of one response, read from its connection's byte counter: nothing is patched or
- * buffered. The counter is read when the route's meter middleware runs (or when a queued,
- * pipelined response gets the connection) and at `prefinish`, when the whole response has been
- * handed to the socket and before the next pipelined response may write.
- */
-class BodyBytes {
-  #socket: Socket | undefined
-  #start = 0
-  #end = 0
-  /** Chunked-encoding framing around the chunks of streams piped into the response. */
-  #framing = 0
-
-  constructor (res: Response) {
-    if (res.socket !== null) this.#begin(res.socket)
-    else res.once('socket', socket => { this.#begin(socket) })
-    res.once('prefinish', () => { this.#end = this.#socket!.bytesWritten })
-    res.on('pipe', (source: Readable) => {
-      source.on('data', (chunk: Buffer | string) => {
-        const length = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length
-        // Each non-empty write of a chunked body is framed as `<hex length>\r\n…\r\n`.
-        if (length > 0) this.#framing += length.toString(16).length + 4
-      })
-    })
-  }
-
-  #begin (socket: Socket): void {
-    this.#socket = socket
-    this.#start = socket.bytesWritten
-  }
-
-  /**
-   * Exact when the response declares `Content-Length`, is not chunked, or was chunked only by
-   * piped streams. Each direct `res.write()` of a chunked body adds its framing: the chunk size in
-   * hex plus 4 bytes (see README).
-   */
-  read (req: Request, res: Response): number {
-    if (req.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304) return 0
-    const length = res.getHeader('content-length')
-    if (length !== undefined) return Number(length)
-    const { _header: header, chunkedEncoding } = res as unknown as { _header: string, chunkedEncoding: boolean }
-    const body = this.#end - this.#start - Buffer.byteLength(header, 'latin1')
-    // A chunked body ends with `0\r\n\r\n`.
-    return chunkedEncoding ? body - 5 - this.#framing : body
-  }
+/** The built-in values as an Express request and response give them. */
+const expressReads: ResponseReads<Request, MeteredResponse> = {
+  method: req => req.method,
+  durationMs: (_req, res) => performance.now() - res[kStart],
+  responseBytes: (_req, res) => res[kBodyBytes]!.read(res),
+  requestBytes: req => Number(req.headers['content-length'] ?? 0)
 }
 
 /** What one kindeMetering middleware needs on the request path. */
 class ExpressAdapter {
   readonly metering: Metering
   readonly #customerOf: NonNullable<KindeMeteringOptions['customer']>
-  readonly #countStatus: (statusCode: number) => boolean
-  readonly #logger: Logger
-  #countStatusLogged = false
+  readonly #requestMeter: RequestMeter<Request, MeteredResponse>
 
   constructor (options: KindeMeteringOptions) {
     this.metering = new Metering(options)
     this.#customerOf = options.customer ?? customerFromAuth
-    this.#countStatus = this.metering.config.countStatus
-    this.#logger = options.logger ?? consoleLogger
+    this.#requestMeter = new RequestMeter(this.metering, this.#customerOf, expressReads)
   }
 
   /** Hands the request's customer to `then`; a failing customer function is counted, never thrown. */
@@ -155,47 +111,10 @@ class ExpressAdapter {
   }
 
   /** Records the route's meters when the response finishes; a response that never finishes records nothing. */
-  track (req: Request, res: MeteredResponse, meters: Array<CompiledMeter<Request, Response>>, countBytes: boolean): void {
-    const bytes = countBytes ? new BodyBytes(res) : undefined
-    res.on('finish', () => { this.#finished(req, res, meters, bytes) })
+  track (req: Request, res: MeteredResponse, route: MeteredRoute<Request, MeteredResponse>, countBytes: boolean): void {
+    if (countBytes) res[kBodyBytes] = new BodyBytes(res)
+    res.on('finish', () => { this.#requestMeter.finished(route, originOf(req), req, res, res.statusCode) })
   }
-
-  /** Runs in a `finish` listener, where a throw would crash the process: nothing here throws. */
-  #finished (req: Request, res: MeteredResponse, meters: Array<CompiledMeter<Request, Response>>, bytes: BodyBytes | undefined): void {
-    const origin = originOf(req)
-    let counted: boolean
-    try {
-      counted = this.#countStatus(res.statusCode)
-    } catch (error) {
-      if (!this.#countStatusLogged) {
-        this.#countStatusLogged = true
-        this.#logger.error({ err: error, origin }, 'kinde-metering: countStatus threw; the response was not metered')
-      }
-      return
-    }
-    if (!counted) return
-    const values: number[] = []
-    for (const meter of meters) {
-      try {
-        values.push(meterValue(meter, req, res, bytes))
-      } catch {
-        // Recorded as an invalid value: counted and logged once for this route and feature.
-        values.push(NaN)
-      }
-    }
-    this.withCustomer(req, origin, customer => {
-      for (let i = 0; i < meters.length; i++) this.metering.record(customer, meters[i].feature, values[i], origin)
-    })
-  }
-}
-
-function meterValue (meter: CompiledMeter<Request, Response>, req: Request, res: MeteredResponse, bytes: BodyBytes | undefined): number {
-  const value = meter.value
-  if (typeof value === 'number') return value
-  if (typeof value === 'function') return value(req, res)
-  if (value === 'durationMs') return performance.now() - res[kStart]
-  if (value === 'responseBytes') return bytes!.read(req, res)
-  return Number(req.headers['content-length'] ?? 0)
 }
 
 /** `res.meter()`: shared by every response, it finds its adapter through `this`. */
@@ -240,13 +159,14 @@ export function kindeMetering (options: KindeMeteringOptions): KindeMeteringMidd
  * @throws InvalidOptionError (option `meter`) when the spec names no feature or has a bad value.
  */
 export function meter (spec: RouteMeter): RequestHandler {
-  const meters = compileRouteMeter<Request, Response>(spec, 'an Express route', 'meter')
+  const meters = compileRouteMeter<Request, MeteredResponse>(spec, 'an Express route', 'meter')
   if (meters.length === 0) throw new InvalidOptionError('meter', 'must name at least one feature')
+  const route = meteredRoute(meters)
   const countBytes = meters.some(one => one.value === 'responseBytes')
   let warned = false
   return function kindeMeter (req: Request, res: Response, next: NextFunction): void {
     const adapter = (res as MeteredResponse)[kAdapter]
-    if (adapter !== undefined) adapter.track(req, res as MeteredResponse, meters, countBytes)
+    if (adapter !== undefined) adapter.track(req, res as MeteredResponse, route, countBytes)
     else if (!warned) {
       warned = true
       process.emitWarning(`meter() on ${originOf(req)} ran without the kindeMetering middleware: register ` +

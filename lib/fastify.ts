@@ -2,13 +2,15 @@
  * The Fastify plugin: meters routes that declare `config.meter`, gives handlers `reply.meter()`,
  * exposes the core as `app.metering`, and flushes at `onClose`.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, onResponseHookHandler, onSendHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, onRequestHookHandler, onResponseHookHandler, onSendHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { Transform, type Readable } from 'node:stream'
 import { Metering } from './core/metering.js'
 import type { MeteringOptions } from './core/options.js'
 import type { CustomerRef } from './core/types.js'
-import { compileRouteMeter, type CompiledMeter, type RouteMeterSpec } from './route-meter.js'
+import { BodyBytes } from './adapters/body-bytes.js'
+import { customerFromClaims, meteredRoute, RequestMeter, type ResponseReads } from './adapters/request-meter.js'
+import { compileRouteMeter, type RouteMeterSpec } from './adapters/route-meter.js'
 
 /** What a route meters in `config.meter`: a feature code, `{ feature, value }`, or a list of them. */
 export type RouteMeter = RouteMeterSpec<FastifyRequest, FastifyReply>
@@ -31,39 +33,47 @@ declare module 'fastify' {
   }
 }
 
-/** Bytes of a streamed response body, counted by the route's onSend wrapper. */
+/** Bytes of a streamed response body, counted by the route's onSend wrapper when there is no real socket. */
 const kResponseBytes = Symbol('kinde-metering.responseBytes')
-type CountedReply = FastifyReply & { [kResponseBytes]?: number }
+/** The socket byte counter of a response on a real connection. */
+const kBodyBytes = Symbol('kinde-metering.bodyBytes')
+type CountedReply = FastifyReply & { [kResponseBytes]?: number, [kBodyBytes]?: BodyBytes }
 
-/** Without a `customer` option: the verified access token's organization, else its user. */
+/**
+ * On a real connection, body bytes are read from the socket: what was sent, after any compression
+ * or other onSend hook that ran after this plugin's. `app.inject()` has no socket counter.
+ */
+const countSocketBytes: onRequestHookHandler = (_request, reply, done) => {
+  if (typeof reply.raw.socket?.bytesWritten === 'number') (reply as CountedReply)[kBodyBytes] = new BodyBytes(reply.raw)
+  done()
+}
+
+/** Without a `customer` option: the verified access token in `request.user` (see {@link customerFromClaims}). */
 function customerFromUser (request: FastifyRequest): CustomerRef | undefined {
-  const user = (request as { user?: { org_code?: unknown, sub?: unknown } }).user
-  if (user === null || typeof user !== 'object') return undefined
-  if (typeof user.org_code === 'string') return { orgCode: user.org_code }
-  if (typeof user.sub === 'string') return { userId: user.sub }
-  return undefined
+  return customerFromClaims((request as { user?: unknown }).user)
 }
 
-function responseBytes (reply: CountedReply): number {
-  const length = reply.getHeader('content-length')
-  if (length !== undefined) return Number(length)
-  return reply[kResponseBytes] ?? 0
+/** The built-in values as a Fastify request and reply give them. */
+const fastifyReads: ResponseReads<FastifyRequest, FastifyReply> = {
+  method: request => request.method,
+  durationMs: (_request, reply) => reply.elapsedTime,
+  responseBytes: (_request, reply) => {
+    const bodyBytes = (reply as CountedReply)[kBodyBytes]
+    if (bodyBytes !== undefined) return bodyBytes.read(reply.raw)
+    const length = reply.getHeader('content-length')
+    if (length !== undefined) return Number(length)
+    return (reply as CountedReply)[kResponseBytes]!
+  },
+  requestBytes: request => Number(request.headers['content-length'] ?? 0)
 }
 
-function meterValue (meter: CompiledMeter<FastifyRequest, FastifyReply>, request: FastifyRequest, reply: FastifyReply): number {
-  const value = meter.value
-  if (typeof value === 'number') return value
-  if (typeof value === 'function') return value(request, reply)
-  if (value === 'durationMs') return reply.elapsedTime
-  if (value === 'responseBytes') return responseBytes(reply)
-  return Number(request.headers['content-length'] ?? 0)
-}
-
-/** Counts the bytes of stream payloads, whose length Fastify cannot set as a header. */
+/** Counts the bytes of stream payloads, whose length Fastify cannot set as a header (without a socket counter). */
 const countStreamedBytes: onSendHookHandler = (_request, reply, payload, done) => {
-  if (typeof (payload as Readable | null | undefined)?.pipe !== 'function') return done(null, payload)
   const counted = reply as CountedReply
+  if (counted[kBodyBytes] !== undefined) return done(null, payload)
+  // Other payloads have their length in content-length.
   counted[kResponseBytes] = 0
+  if (typeof (payload as Readable | null | undefined)?.pipe !== 'function') return done(null, payload)
   const counter = new Transform({
     transform (chunk: Buffer, _encoding, callback) {
       counted[kResponseBytes]! += chunk.length
@@ -80,9 +90,10 @@ function appendHook<T> (existing: T | T[] | undefined, hook: T): T[] {
 }
 
 async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMeteringOptions): Promise<void> {
-  const metering = new Metering({ logger: fastify.log, ...options })
+  // Fastify hands a plugin its own register options too; they are not metering options.
+  const { prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers, ...meteringOptions } = options as KindeMeteringOptions & Record<'prefix' | 'logLevel' | 'logSerializers', unknown>
+  const metering = new Metering({ logger: fastify.log, ...meteringOptions })
   await metering.ready()
-  const { countStatus } = metering.config
   const customerOf = options.customer ?? customerFromUser
 
   fastify.decorate('metering', metering)
@@ -92,29 +103,31 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
     return this
   })
 
+  const requestMeter = new RequestMeter(metering, customerOf, fastifyReads)
+  /** The `config` of each metered GET route and its url: the HEAD route Fastify copies from it shares both. */
+  const getRoutes = new WeakMap<object, string>()
   fastify.addHook('onRoute', (route: RouteOptions) => {
+    const config = route.config as object | undefined
+    if (config !== undefined && route.method === 'HEAD' && getRoutes.get(config) === route.url) {
+      // Fastify's automatic HEAD route (exposeHeadRoutes) of a metered GET: it serves no body and
+      // bills nothing; a HEAD route declared with its own `config.meter` is metered.
+      return
+    }
     const origin = `${String(route.method)} ${route.url}`
     const meters = compileRouteMeter<FastifyRequest, FastifyReply>(route.config?.meter, origin)
     if (meters.length === 0) return
-    const features = meters.map(meter => meter.feature)
+    if (route.method === 'GET' || (Array.isArray(route.method) && route.method.includes('GET'))) getRoutes.set(config!, route.url)
+    const metered = meteredRoute(meters)
     // Only metered routes get a hook: Fastify tracks response timing for every route that has one.
     const recordUsage: onResponseHookHandler = (request, reply, done) => {
-      if (countStatus(reply.statusCode)) {
-        const values: number[] = []
-        for (const meter of meters) {
-          try {
-            values.push(meterValue(meter, request, reply))
-          } catch {
-            // Recorded as an invalid value: counted and logged once for this route and feature.
-            values.push(NaN)
-          }
-        }
-        metering.withCustomer(customerOf, request, origin, customer => { metering.recordAll(customer, features, values, origin) })
-      }
+      requestMeter.finished(metered, origin, request, reply, reply.statusCode)
       done()
     }
     route.onResponse = appendHook(route.onResponse, recordUsage)
-    if (meters.some(meter => meter.value === 'responseBytes')) route.onSend = appendHook(route.onSend, countStreamedBytes)
+    if (meters.some(meter => meter.value === 'responseBytes')) {
+      route.onRequest = appendHook(route.onRequest, countSocketBytes)
+      route.onSend = appendHook(route.onSend, countStreamedBytes)
+    }
   })
 
   fastify.addHook('onClose', async () => {

@@ -15,6 +15,7 @@
  */
 import type { Cluster, Redis } from 'ioredis'
 import { InvalidOptionError } from './core/errors.js'
+import { rejectUnknownKeys } from './core/option-keys.js'
 import type { ScriptClient } from './redis/scripts.js'
 import { RedisStore } from './redis/store.js'
 
@@ -52,10 +53,11 @@ export interface RedisStoreOptions {
 /**
  * A store that shares pending usage between the instances of a fleet through Redis. Pass it as
  * the `store` option of the plugin or of `Metering`; one store per metering instance.
- * @throws InvalidOptionError naming the option at fault.
+ * @throws InvalidOptionError naming the option at fault, or an option key it does not know.
  */
 export function redisStore (options: RedisStoreOptions): RedisStore {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', 'must be an object')
+  rejectUnknownKeys(options, ['client', 'prefix', 'syncInterval', 'leaseTtl', 'timeout'] satisfies Array<keyof RedisStoreOptions>)
   const client = options.client as unknown as Partial<ScriptClient> | undefined
   if (client === null || typeof client !== 'object' || typeof client.evalsha !== 'function' ||
     typeof client.eval !== 'function' || typeof client.hdel !== 'function') {

@@ -1,5 +1,6 @@
 import t from 'tap'
 import type { DroppedRecord, DropReason } from '../lib/index.js'
+import { MemoryStore } from '../lib/core/store.js'
 import { coreOn, emulator, memoryLogger } from './fixtures.js'
 
 type Drop = { records: DroppedRecord[], reason: DropReason }
@@ -33,15 +34,20 @@ t.test('connection refused: every attempt counted as not applied, the usage kept
   t.notOk(JSON.stringify(entries).includes('static-token'), 'the token never reaches the logs')
 })
 
-t.test('on 429 every send waits until RateLimit-Reset has passed', async t => {
-  const kinde = await emulator(t)
-  const core = coreOn(t, kinde, { concurrency: 1 })
-  kinde.fault({ kind: 'status', status: 429, rateLimitReset: 0.2 })
-  for (let i = 1; i <= 3; i++) core.record({ agreementId: `agr_${i}` }, 'searches', 1)
+t.test('on 429 every send waits until RateLimit-Reset has passed, not only the throttled one', async t => {
+  const kinde = await emulator(t, { customers: 8 })
+  const core = coreOn(t, kinde, { concurrency: 2 })
+  kinde.fault({ kind: 'status', status: 429, rateLimitReset: 0.3 })
+  for (let i = 1; i <= 8; i++) core.record({ agreementId: `agr_${i}` }, 'searches', 1)
   const outcome = await core.flush()
-  t.equal(outcome.sent, 3)
-  t.ok(outcome.durationMs >= 200, `the flush waited out the reset (${outcome.durationMs} ms)`)
-  t.equal(kinde.calls.meter_usage, 4, 'no send was made during the pause')
+  t.equal(outcome.sent, 8)
+  t.ok(outcome.durationMs >= 300, `the flush waited out the reset (${outcome.durationMs} ms)`)
+  t.equal(kinde.calls.meter_usage, 9, 'one retry, of the throttled record')
+  // The other worker may have sent once more before the 429 came back; after it, nothing went
+  // until the pause was over, when the throttled record's retry went with the rest.
+  const throttled = kinde.records.findIndex(record => record.status === 429)
+  const retry = kinde.records.findIndex((record, i) => i > throttled && record.customer_agreement_id === kinde.records[throttled].customer_agreement_id)
+  t.ok(retry - throttled - 1 <= 2, `at most the sends already under way went between the 429 and the end of its pause (${retry - throttled - 1})`)
 })
 
 t.test('the client-side budget paces sends', async t => {
@@ -197,14 +203,19 @@ t.test('a Kinde outage of several flushes, then recovery: everything delivered, 
   const kinde = await emulator(t)
   const core = coreOn(t, kinde)
   kinde.fault({ kind: 'status', status: 503, times: Infinity })
+  const recordedAt = Date.now()
+  let firstFlushAt = 0
   for (let flush = 0; flush < 4; flush++) {
     for (let i = 1; i <= 3; i++) core.record({ agreementId: `agr_${i}` }, 'searches', 0.5)
     const outcome = await core.flush()
+    firstFlushAt ||= outcome.startedAt
     t.equal(outcome.pending, 3, 'pending stays one entry per pair')
   }
   t.equal(core.stats().pending.keys, 3)
   t.equal(core.stats().pending.units, '6')
-  t.ok(core.stats().oldestPendingAgeMs >= 0)
+  const age = core.stats().oldestPendingAgeMs
+  const now = Date.now()
+  t.ok(age > 0 && age >= now - firstFlushAt && age <= now - recordedAt, `the oldest pending usage is as old as its first record (${age} ms)`)
   kinde.clearFaults()
   const before = kinde.records.length
   const outcome = await core.flush()
@@ -214,7 +225,36 @@ t.test('a Kinde outage of several flushes, then recovery: everything delivered, 
   t.equal(core.stats().oldestPendingAgeMs, 0)
 })
 
-t.test('at maxPendingKeys an early flush starts, new pairs overflow, existing pairs keep summing', async t => {
+/** A logger whose `flushed` resolves with the outcome of the next flush, or rejects after `ms`. */
+function flushWatch (ms = 5_000): { logger: any, flushed: () => Promise<any> } {
+  const { logger } = memoryLogger()
+  let waiting: ((outcome: any) => void) | undefined
+  logger.debug = (obj: any, msg?: string) => { if (msg === 'kinde-metering: flush') waiting?.(obj) }
+  return {
+    logger,
+    flushed: async () => await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no flush within ${ms} ms`)), ms)
+      waiting = outcome => { clearTimeout(timer); waiting = undefined; resolve(outcome) }
+    })
+  }
+}
+
+t.test('at maxPendingKeys an early flush starts on its own, after the request, and frees room', async t => {
+  const kinde = await emulator(t, { customers: 5 })
+  const { logger, flushed } = flushWatch()
+  const core = coreOn(t, kinde, { maxPendingKeys: 2, logger })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  core.record({ agreementId: 'agr_2' }, 'searches', 1)
+  t.equal(kinde.calls.meter_usage, 0, 'nothing is sent inside the request that filled the room')
+  const early = await flushed()
+  t.equal(early.sent, 2, 'the early flush delivered both pairs')
+  t.equal(kinde.usage('agr_1', 'searches'), '1')
+  t.ok(core.record({ agreementId: 'agr_3' }, 'searches', 1))
+  t.equal(core.stats().pending.keys, 1, 'a new pair has room again')
+  t.equal(core.stats().dropped.overflow.records, 0)
+})
+
+t.test('at maxPendingKeys new pairs overflow, existing pairs keep summing', async t => {
   const kinde = await emulator(t, { customers: 5 })
   const drops: Drop[] = []
   const { entries, logger } = memoryLogger()
@@ -293,11 +333,59 @@ t.test('flushes never overlap: one called during another waits and includes newe
   t.equal(core.stats().lastFlush?.sent, 1)
 })
 
+t.test('flushes never overlap: a caller resumed by the end of a flush joins the one already queued', async t => {
+  const kinde = await emulator(t)
+  const store = new MemoryStore()
+  let taking = 0
+  let overlapped = 0
+  const take = store.take.bind(store)
+  store.take = async () => {
+    if (++taking > 1) overlapped++
+    // A take that yields, as a shared store's does: another take could start meanwhile.
+    await new Promise(resolve => setImmediate(resolve))
+    try { return await take() } finally { taking-- }
+  }
+  const core = coreOn(t, kinde, { store })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  const first = core.flush()
+  let again: Promise<unknown> | undefined
+  // This caller awaits the first flush before the next caller queues one: it resumes first.
+  const resumed = first.then(() => {
+    core.record({ agreementId: 'agr_1' }, 'searches', 2)
+    again = core.flush() // the first is over, the queued one not yet started
+  })
+  const queued = core.flush() // during the first: queued behind it
+  await resumed
+  t.equal(again, queued, 'the caller joins the queued flush')
+  await Promise.all([queued, again])
+  t.equal(overlapped, 0, 'no two store.take() ran at once')
+  t.equal(kinde.usage('agr_1', 'searches'), '3', 'usage recorded before the call was included')
+})
+
+t.test('flushes during a 429 pause longer than their slot leave pending usage in place until the pause ends', async t => {
+  const kinde = await emulator(t)
+  const { logger, flushed } = flushWatch()
+  const core = coreOn(t, kinde, { flushInterval: 100, logger })
+  kinde.fault({ kind: 'status', status: 429, rateLimitReset: 0.5 })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  const throttled = await flushed()
+  t.match(throttled, { delivered: true, sent: 0, pending: 1 }, 'the throttled flush keeps the usage')
+  const outcomes = []
+  // Each wait has its own deadline; the pause ends within a few slots.
+  for (let flush = 0; flush < 20 && core.stats().sent.records === 0; flush++) outcomes.push(await flushed())
+  const held = outcomes.slice(0, -1)
+  t.ok(held.length >= 2, `flushes went on during the pause (${held.length})`)
+  t.same(held.map(outcome => outcome.delivered), held.map(() => false), 'none of them took the usage out to put it back')
+  t.match(outcomes.at(-1), { delivered: true, sent: 1 }, 'the first flush after the pause delivered it')
+  t.equal(kinde.calls.meter_usage, 2, 'nothing was sent during the pause')
+})
+
 t.test('the interval flushes on its own', async t => {
   const kinde = await emulator(t)
-  const core = coreOn(t, kinde, { flushInterval: 20 })
+  const { logger, flushed } = flushWatch()
+  const core = coreOn(t, kinde, { flushInterval: 20, logger })
   core.record({ agreementId: 'agr_1' }, 'searches', 1)
-  while (kinde.usage('agr_1', 'searches') === '0') await new Promise(resolve => setTimeout(resolve, 5))
+  t.equal((await flushed()).sent, 1)
   t.equal(kinde.usage('agr_1', 'searches'), '1')
 })
 
@@ -313,4 +401,34 @@ t.test('overflow beyond what onDrop can itemize is still counted, never silent',
   const itemized = drops.filter(drop => drop.reason === 'overflow').flatMap(drop => drop.records)
   t.equal(itemized.length, 10_000, 'onDrop gets the first 10,000 pairs')
   t.same(core.stats().dropped.overflow, { records: 10_005, units: '10006' }, 'every unit counted')
+})
+
+t.test('an accessToken function that throws or rejects is a token failure: usage pending, one error naming the option', async t => {
+  const kinde = await emulator(t)
+  const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: kinde.clientId, client_secret: kinde.clientSecret, audience: `${kinde.url}/api` })
+  const { access_token: token } = await (await fetch(`${kinde.url}/oauth2/token`, { method: 'POST', body: form })).json() as { access_token: string }
+  const { entries, logger } = memoryLogger()
+  let source: () => string | Promise<string> = () => { throw new Error('vault down') }
+  // A back-off of 1 ms after each token failure, waited out below by a 5 ms timer.
+  const core = coreOn(t, kinde, { clientId: undefined, clientSecret: undefined, accessToken: () => source(), logger, retry: { baseDelay: 1, maxDelay: 1 } })
+  const backOffPassed = async (): Promise<void> => await new Promise(resolve => setTimeout(resolve, 5))
+  core.record({ agreementId: 'agr_1' }, 'searches', 2)
+  t.match(await core.flush(), { sent: 0, pending: 1 }, 'a throwing function')
+  source = async () => { throw new Error('vault still down') }
+  await backOffPassed()
+  t.match(await core.flush(), { sent: 0, pending: 1 }, 'a rejecting function')
+  source = () => ''
+  await backOffPassed()
+  t.match(await core.flush(), { sent: 0, pending: 1 }, 'a function giving no token')
+  t.equal(core.stats().pending.keys, 1, 'the usage stays pending')
+  t.equal(core.stats().failures.unauthorized, 3, 'counted as token failures')
+  t.equal(core.stats().failures.notApplied, 0, 'not as network failures')
+  t.equal(kinde.calls.meter_usage, 0, 'nothing reached Kinde without a token')
+  const errors = entries.filter(entry => entry.level === 'error')
+  t.equal(errors.length, 1, 'one error log')
+  t.match(errors[0], { obj: { option: 'accessToken', error: /vault down/ }, msg: /option "accessToken"/ })
+  source = () => token
+  await backOffPassed()
+  t.match(await core.flush(), { sent: 1 })
+  t.equal(kinde.usage('agr_1', 'searches'), '2', 'delivered once the function gives a token')
 })

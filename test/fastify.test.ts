@@ -44,12 +44,15 @@ t.test('durationMs meters the time to respond', async t => {
   const kinde = await emulator(t)
   const app = await meteredApp(t, kinde)
   app.get('/slow', { config: { meter: { feature: 'cpu_ms', value: 'durationMs' } } }, async () => {
-    await new Promise(resolve => setImmediate(resolve))
+    await new Promise(resolve => setTimeout(resolve, 50))
     return 'ok'
   })
+  const started = performance.now()
   await app.inject({ url: '/slow', headers: { 'x-agreement': 'agr_1' } })
+  const roundTrip = performance.now() - started
   await app.metering.flush()
-  t.ok(Number(kinde.usage('agr_1', 'cpu_ms')) > 0)
+  const duration = Number(kinde.usage('agr_1', 'cpu_ms'))
+  t.ok(duration >= 49 && duration <= roundTrip, `a handler that waits 50 ms bills ${duration} ms, within the round trip of ${roundTrip} ms`)
 })
 
 t.test('failed statuses are not counted by route meters; reply.meter always counts', async t => {
@@ -71,11 +74,38 @@ t.test('failed statuses are not counted by route meters; reply.meter always coun
 
 t.test('countStatus changes which responses route meters count', async t => {
   const kinde = await emulator(t)
-  const app = await meteredApp(t, kinde, { countStatus: status => status < 500 })
-  app.get('/search', { config: { meter: 'searches' } }, async (_request, reply) => reply.code(404).send('none'))
-  await app.inject({ url: '/search', headers: { 'x-agreement': 'agr_1' } })
+  const asked: number[] = []
+  const app = await meteredApp(t, kinde, { countStatus: status => { asked.push(status); return status === 201 || status === 404 } })
+  app.get('/search', { config: { meter: 'searches' } }, async (request, reply) => reply.code(Number((request.query as { status: string }).status)).send('x'))
+  for (const status of [200, 201, 404, 500]) await app.inject({ url: `/search?status=${status}`, headers: { 'x-agreement': 'agr_1' } })
   await app.metering.flush()
-  t.equal(kinde.usage('agr_1', 'searches'), '1')
+  t.same(asked, [200, 201, 404, 500], 'asked once per response, with its status')
+  t.equal(kinde.usage('agr_1', 'searches'), '2', 'only the 201 and the 404 counted')
+})
+
+t.test('a throwing countStatus is caught, logged once and counted; the request and later hooks are unaffected', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const app = Fastify({ loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.register(kindeMetering, pluginOptions(kinde, { countStatus: () => { throw new Error('bad predicate') } }))
+  const later: string[] = []
+  app.get('/search', { config: { meter: 'searches' } }, async (_request, reply) => {
+    reply.meter('llm_tokens', 1)
+    return 'fine'
+  })
+  app.addHook('onResponse', async request => { later.push(request.url) })
+  for (let i = 0; i < 3; i++) {
+    const response = await app.inject({ url: '/search', headers: { 'x-agreement': 'agr_1' } })
+    t.equal(response.statusCode, 200)
+    t.equal(response.body, 'fine')
+  }
+  t.same(later, ['/search', '/search', '/search'], 'later onResponse hooks ran')
+  t.equal(app.metering.stats().refused.countStatusError, 3, 'every response counted')
+  t.equal(entries.filter(entry => entry.level === 'error' && /countStatus threw/.test(entry.msg ?? '')).length, 1, 'logged once')
+  await app.metering.flush()
+  t.equal(kinde.usage('agr_1', 'searches'), '0', 'the route meter counted nothing')
+  t.equal(kinde.usage('agr_1', 'llm_tokens'), '3', 'reply.meter amounts always count')
 })
 
 t.test('decimals from reply.meter sum without float drift', async t => {
@@ -197,7 +227,9 @@ t.test('bad options are rejected at registration with the option named', async t
     ['customer', { customer: 'header' }],
     ['ambiguous', { ambiguous: 'maybe' }],
     ['retry', { retry: 3 }],
-    ['retry.attempts', { retry: { attempts: 0 } }]
+    ['retry.attempts', { retry: { attempts: 0 } }],
+    ['shutdownTimout', { shutdownTimout: 5_000 }],
+    ['retry.maxDelayMs', { retry: { maxDelayMs: 5 } }]
   ]
   for (const [option, bad] of cases) {
     const app = Fastify()
@@ -213,6 +245,17 @@ t.test('bad options are rejected at registration with the option named', async t
     t.match((error as Error).message, option)
     t.notMatch((error as Error).message, kinde.clientSecret, 'the secret never appears in errors')
   }
+})
+
+t.test('Fastify\'s own register options are not taken for unknown metering options', async t => {
+  const kinde = await emulator(t)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(kindeMetering, { ...pluginOptions(kinde), prefix: '/v1', logLevel: 'warn' } as any)
+  app.get('/search', { config: { meter: 'searches' } }, async () => 'ok')
+  await app.inject({ url: '/search', headers: { 'x-agreement': 'agr_1' } })
+  await app.metering.flush()
+  t.equal(kinde.usage('agr_1', 'searches'), '1')
 })
 
 t.test('a route meter naming no feature fails when the route is added', async t => {

@@ -1,5 +1,7 @@
 import t from 'tap'
+import { InvalidOptionError } from '../lib/core/errors.js'
 import { resolveConfig } from '../lib/core/options.js'
+import { redisStore } from '../lib/redis.js'
 
 const credentials = { clientId: 'id', clientSecret: 'secret' }
 
@@ -31,4 +33,30 @@ t.test('an access token replaces client credentials', async t => {
   const config = resolveConfig({ domain: 'acme.kinde.com', accessToken: 'token' }, {})
   t.equal(config.credentials, undefined)
   t.equal(config.accessToken, 'token')
+})
+
+t.test('an unknown option key is refused, naming it and the closest known option', async t => {
+  const domain = 'acme.kinde.com'
+  const cases: Array<[object, string, RegExp]> = [
+    [{ shutdownTimout: 5_000 }, 'shutdownTimout', /did you mean "shutdownTimeout"/],
+    [{ flushIntervalMs: 1_000 }, 'flushIntervalMs', /did you mean "flushInterval"/],
+    [{ concurency: 2 }, 'concurency', /did you mean "concurrency"/],
+    [{ retry: { attempt: 2 } }, 'retry.attempt', /did you mean "retry.attempts"/],
+    [{ journal: { dir: '/tmp/j', fsynk: true } }, 'journal.fsynk', /did you mean "journal.fsync"/],
+    [{ webhookUrl: 'https://example.com' }, 'webhookUrl', /known options: domain, clientId, .*journal$/]
+  ]
+  for (const [extra, option, hint] of cases) {
+    const error = t.throws(() => resolveConfig({ domain, ...credentials, ...extra }))
+    t.type(error, InvalidOptionError)
+    t.equal((error as InvalidOptionError).option, option)
+    t.match((error as Error).message, hint)
+  }
+  t.doesNotThrow(() => resolveConfig({ domain, ...credentials, retry: { attempts: 2, baseDelay: 10, maxDelay: 20 }, journal: { dir: '/tmp/j', syncInterval: 50, fsync: true } }))
+})
+
+t.test('redisStore() refuses an unknown option key, naming it and the closest known one', async t => {
+  const error = t.throws(() => redisStore({ client: {} as any, leaseTTL: 5_000 } as any))
+  t.type(error, InvalidOptionError)
+  t.equal((error as InvalidOptionError).option, 'leaseTTL')
+  t.match((error as Error).message, /did you mean "leaseTtl"/)
 })

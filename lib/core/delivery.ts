@@ -91,6 +91,11 @@ export class Delivery {
     this.#authBackoff = config.retry.baseDelay
   }
 
+  /** Epoch ms until which no send may go: Kinde's pause after a 429, or the back-off after a refused token. */
+  blockedUntil (): number {
+    return Math.max(this.#gate.pausedUntil, this.#authBlockedUntil)
+  }
+
   /**
    * Delivers a batch, retrying sends that failed until the retry attempts or the deadline run
    * out; reports what can never be delivered.
@@ -223,6 +228,11 @@ export class Delivery {
     this.#authBackoff = Math.min(this.#authBackoff * 2, this.#config.retry.maxDelay)
     if (this.#authLogged) return
     this.#authLogged = true
+    if (outcome.tokenOption !== undefined) {
+      this.#logger.error({ option: outcome.tokenOption, error: outcome.message },
+        `kinde-metering: option "${outcome.tokenOption}" gave no token; usage stays pending`)
+      return
+    }
     if (outcome.tokenRefused === true) {
       this.#logger.error({ status: outcome.status, error: outcome.message },
         'kinde-metering: no Management API token: check domain (your *.kinde.com domain), clientId and clientSecret; usage stays pending')

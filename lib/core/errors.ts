@@ -47,10 +47,13 @@ export class TokenError extends KindeMeteringError {
   declare readonly code: 'KINDE_METERING_TOKEN_ERROR'
   /** HTTP status of the token endpoint's answer, when there was one. */
   readonly status: number | undefined
+  /** The option that failed to give a token (`accessToken`), when the token was the user's to supply. */
+  readonly option: string | undefined
 
-  constructor (message: string, status?: number, options?: { cause?: unknown }) {
+  constructor (message: string, status?: number, options?: { cause?: unknown, option?: string }) {
     super('KINDE_METERING_TOKEN_ERROR', `kinde-metering: ${message}`, options)
     this.status = status
+    this.option = options?.option
   }
 }
 

@@ -24,6 +24,11 @@ export class SendGate {
     this.#tokens = this.#burst
   }
 
+  /** Epoch ms until which every send is held (0 or past: not paused). */
+  get pausedUntil (): number {
+    return this.#pausedUntil
+  }
+
   /** Holds every send for `ms` milliseconds from now (extending, never shortening, a pause). */
   pause (ms: number): void {
     this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + ms)

@@ -16,6 +16,7 @@ import type { UsageBatch } from './aggregator.js'
 import { addMicros, formatMicros, type Micros } from './decimal.js'
 import type { Undeliverable } from './drops.js'
 import { InvalidOptionError } from './errors.js'
+import { rejectUnknownKeys } from './option-keys.js'
 import { decodeJournal, encodeLine, JournalState, type BodyLine, type DecodedJournal } from './journal-format.js'
 import { newOwnerId, ownedFile, ownerIsGone, releaseLock, writeLock, type OwnedFile } from './journal-files.js'
 import type { Tally } from './stats.js'
@@ -107,7 +108,7 @@ const IN_FLIGHT_ERROR = { message: 'in flight when the process that recorded it 
 
 /**
  * Validates option `journal`.
- * @throws InvalidOptionError naming `journal`, `journal.dir`, `journal.syncInterval` or `journal.fsync`.
+ * @throws InvalidOptionError naming `journal`, `journal.dir`, `journal.syncInterval`, `journal.fsync` or an unknown `journal.` key.
  */
 export function resolveJournalConfig (value: unknown, shared: boolean): JournalConfig | undefined {
   if (value === undefined) return undefined
@@ -115,6 +116,7 @@ export function resolveJournalConfig (value: unknown, shared: boolean): JournalC
   if (shared) {
     throw new InvalidOptionError('journal', 'cannot be combined with a shared store: the store already keeps pending usage outside this process')
   }
+  rejectUnknownKeys(value, ['dir', 'syncInterval', 'fsync'] satisfies Array<keyof JournalOptions>, 'journal.')
   const { dir, syncInterval = 100, fsync = false } = value as JournalOptions
   if (typeof dir !== 'string' || dir.length === 0) throw new InvalidOptionError('journal.dir', 'must be a non-empty path')
   if (typeof syncInterval !== 'number' || !Number.isFinite(syncInterval) || syncInterval <= 0) {

@@ -37,6 +37,8 @@ export interface SendFailure {
   waitMs?: number
   /** True when the token endpoint refused the credentials: the record was never sent. */
   tokenRefused?: boolean
+  /** The option (`accessToken`) whose function threw, rejected or gave no token: the record was never sent. */
+  tokenOption?: string
 }
 
 /** An agreement as `GET /api/v1/billing/agreements` lists it. */
@@ -138,6 +140,8 @@ function classifyAnswer ({ status, headers, body }: HttpAnswer): SendOutcome {
 
 function classifyFailure (error: unknown): SendOutcome {
   if (error instanceof TokenError) {
+    // The user's own token source failed: nothing reached Kinde, and only the user can fix it.
+    if (error.option !== undefined) return { kind: 'unauthorized', message: error.message, tokenOption: error.option }
     const refused = error.status !== undefined && error.status < 500
     return { kind: refused ? 'unauthorized' : 'not_applied', status: error.status, message: error.message, tokenRefused: refused }
   }

@@ -185,6 +185,18 @@ export class Metering {
   }
 
   /**
+   * Counts a response whose `countStatus` threw: it is not metered. Logged once per origin;
+   * adapters call it so the failure never reaches the request.
+   */
+  countStatusFailed (error: unknown, origin = ''): void {
+    this.#counters.refused.countStatusError++
+    const key = `countStatusError\n${origin}`
+    if (this.#invalidLogged.has(key)) return
+    this.#invalidLogged.add(key)
+    this.#logger.error({ err: error, origin }, 'kinde-metering: countStatus threw; the response was not metered')
+  }
+
+  /**
    * Delivers everything pending now. Flushes never overlap: called during one, it waits for it and
    * runs another, so usage recorded before the call is included. Never rejects.
    */
@@ -241,14 +253,22 @@ export class Metering {
     clearInterval(this.#syncTimer)
     this.#shutdownDeadline = Date.now() + this.config.shutdownTimeout
     const outcome: CloseOutcome = { sent: 0, dropped: 0 }
-    for (let round = 0; ; round++) {
+    // One drain up to the shutdown's deadline: each flush of the close waits every pause and backoff
+    // that ends before it; between flushes that delivered nothing, a backoff that is cut to the time left.
+    for (let idle = 0; ;) {
       const flushed = await this.flush()
       outcome.sent += flushed.sent
       // A shared store keeps what remains for the rest of the fleet.
       if (this.#store.shared === true || this.stats().pending.keys === 0) break
-      const pause = Math.min(this.config.retry.maxDelay, this.config.retry.baseDelay * 2 ** round)
-      if (Date.now() + pause >= this.#shutdownDeadline) break
-      await sleep(pause)
+      // Kinde asked for a pause that outlasts the deadline: nothing can go before it.
+      if (this.#delivery.blockedUntil() >= this.#shutdownDeadline) break
+      idle = flushed.sent > 0 ? 0 : idle + 1
+      if (idle > 0) {
+        const left = this.#shutdownDeadline - Date.now()
+        await sleep(Math.min(left, this.config.retry.maxDelay, this.config.retry.baseDelay * 2 ** (idle - 1)))
+      }
+      // No send starts after the deadline: what remains is reported now.
+      if (Date.now() >= this.#shutdownDeadline) break
     }
     if (this.#store.shared !== true) outcome.dropped = await this.#dropRemaining()
     await this.#store.close?.()
@@ -269,7 +289,10 @@ export class Metering {
 
   #startFlush (): Promise<FlushOutcome> {
     const flush = this.#runFlush().finally(() => {
-      if (this.#current === flush) this.#current = undefined
+      // With a flush queued, this one stays current until the queued one starts: a caller resumed
+      // by this flush's end and calling flush() again must join the queued flush, not start a third
+      // beside it.
+      if (this.#current === flush && this.#next === undefined) this.#current = undefined
     })
     this.#current = flush
     return flush
@@ -283,12 +306,16 @@ export class Metering {
       await this.#sync()
       await this.#ready
       await this.#recover()
-      const batch = await this.#store.take()
+      const flushDeadline = startedAt + this.config.flushInterval
+      // Sends held (429 pause, refused token) past this flush's slot: pending usage waits for the
+      // pause where it is, rather than being taken and put back by flush after empty flush.
+      const held = !this.#closed && this.#delivery.blockedUntil() > flushDeadline
+      const batch = held ? undefined : await this.#store.take()
       if (batch !== undefined) {
         outcome.delivered = true
-        const flushDeadline = startedAt + this.config.flushInterval
         const result = await this.#delivery.deliver(batch, {
-          deadline: () => Math.min(flushDeadline, this.#shutdownDeadline),
+          // During the close its deadline is the only one, also for a flush begun before it.
+          deadline: () => this.#closed ? this.#shutdownDeadline : flushDeadline,
           onSending: this.#journal?.sending.bind(this.#journal),
           onSettled: this.#settled
         })

@@ -3,6 +3,7 @@
  * configuration, or throws an {@link InvalidOptionError} naming the option at fault.
  */
 import { InvalidOptionError } from './errors.js'
+import { rejectUnknownKeys } from './option-keys.js'
 import type { CustomerRef, Logger, OnDrop } from './types.js'
 import type { UsageStore } from './store.js'
 import { resolveJournalConfig, type JournalConfig, type JournalOptions } from './journal.js'
@@ -131,14 +132,23 @@ export interface MeteringConfig {
 
 const defaultCountStatus = (statusCode: number): boolean => statusCode < 400
 
+/** Every key of {@link MeteringOptions}: any other is refused. */
+const OPTION_KEYS: ReadonlyArray<keyof MeteringOptions> = [
+  'domain', 'clientId', 'clientSecret', 'accessToken', 'customer', 'flushInterval', 'shutdownTimeout',
+  'concurrency', 'requestTimeout', 'countStatus', 'onDrop', 'ambiguous', 'maxPendingKeys',
+  'maxRequestsPerSecond', 'retry', 'agreementCacheTtl', 'agreementCacheSize', 'logger', 'store', 'journal'
+]
+const RETRY_KEYS: ReadonlyArray<keyof NonNullable<MeteringOptions['retry']>> = ['attempts', 'baseDelay', 'maxDelay']
+
 /**
  * Validates options, fills defaults from the environment and constants, and freezes the result.
- * @throws InvalidOptionError naming the first option at fault.
+ * @throws InvalidOptionError naming the first option at fault, or an option key it does not know.
  */
 export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.ProcessEnv = process.env): MeteringConfig {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError('options', 'must be an object')
   }
+  rejectUnknownKeys(options, OPTION_KEYS)
   const origin = resolveOrigin(options.domain ?? env.KINDE_DOMAIN)
   const accessToken = options.accessToken
   if (accessToken !== undefined && typeof accessToken !== 'function' && !nonEmptyString(accessToken)) {
@@ -152,7 +162,8 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
     throw new InvalidOptionError('ambiguous', "must be 'retry' or 'drop'")
   }
   const retry = options.retry ?? {}
-  if (typeof retry !== 'object') throw new InvalidOptionError('retry', 'must be an object')
+  if (retry === null || typeof retry !== 'object') throw new InvalidOptionError('retry', 'must be an object')
+  rejectUnknownKeys(retry, RETRY_KEYS, 'retry.')
   const baseDelay = positiveNumber('retry.baseDelay', retry.baseDelay, 200)
   return Object.freeze({
     origin,

@@ -25,7 +25,7 @@ export interface FlushOutcome {
   pending: number
   /** Records reported as dropped. */
   dropped: number
-  /** Whether this instance delivered (false when a shared store's other instance did). */
+  /** Whether this instance delivered: false when a shared store's other instance did, or while Kinde's pause (or a refused token's back-off) outlasts this flush's slot, when pending usage is left where it is. */
   delivered: boolean
   /** What went wrong, when something did. */
   error?: string
@@ -47,8 +47,8 @@ export interface MeteringStats {
   failures: { notApplied: number, rejected: number, unauthorized: number, ambiguous: number }
   /** Usage reported through `onDrop`, by reason. */
   dropped: Record<DropReason, Tally>
-  /** Recordings refused at the request: bad meter value, bad or failing customer, after close. */
-  refused: { invalidValue: number, invalidCustomer: number, customerError: number, afterClose: number }
+  /** Recordings refused at the request: bad meter value, bad or failing customer, throwing `countStatus`, after close. */
+  refused: { invalidValue: number, invalidCustomer: number, customerError: number, countStatusError: number, afterClose: number }
   /** Look-ups sent to Kinde to resolve customers. */
   lookups: { users: number, organizations: number, agreements: number }
   /** M2M tokens fetched. */
@@ -88,7 +88,7 @@ export class Counters {
     shutdown: new MicroTally()
   }
 
-  readonly refused = { invalidValue: 0, invalidCustomer: 0, customerError: 0, afterClose: 0 }
+  readonly refused = { invalidValue: 0, invalidCustomer: 0, customerError: 0, countStatusError: 0, afterClose: 0 }
   lastFlush: FlushOutcome | null = null
 
   /** The dropped tallies as plain numbers and strings. */

@@ -26,7 +26,7 @@ export class TokenProvider {
   async get (): Promise<string> {
     const source = this.#config.accessToken
     if (typeof source === 'string') return source
-    if (typeof source === 'function') return await source()
+    if (typeof source === 'function') return await this.#fromUser(source)
     if (this.#token !== undefined && Date.now() < this.#refreshAt) return this.#token
     this.#fetching ??= this.#fetch().finally(() => { this.#fetching = undefined })
     return await this.#fetching
@@ -38,6 +38,20 @@ export class TokenProvider {
    */
   invalidate (token: string): void {
     if (token === this.#token) this.#token = undefined
+  }
+
+  /** Asks the user's `accessToken` function; any failure is a token failure naming the option, never a network one. */
+  async #fromUser (source: () => string | Promise<string>): Promise<string> {
+    let token: unknown
+    try {
+      token = await source()
+    } catch (error) {
+      throw new TokenError(`option "accessToken": the function failed: ${String(error)}`, undefined, { cause: error, option: 'accessToken' })
+    }
+    if (typeof token !== 'string' || token.length === 0) {
+      throw new TokenError(`option "accessToken": the function must give a non-empty string, gave ${typeof token}`, undefined, { option: 'accessToken' })
+    }
+    return token
   }
 
   async #fetch (): Promise<string> {
