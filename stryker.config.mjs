@@ -15,7 +15,7 @@ export default {
   mutate: ['lib/core/**/*.ts'],
   // Mutants that do not compile are discarded before any test runs.
   checkers: ['typescript'],
-  tsconfigFile: 'tsconfig.json',
+  tsconfigFile: 'tsconfig.stryker.json',
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },
   coverageAnalysis: 'perTest',
   // Two cores: one test process per core; a mutant that hangs a test is a timeout (killed).
