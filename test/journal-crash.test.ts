@@ -2,10 +2,11 @@
  * Crash safety end to end: a metered server with a journal serves load and is killed with
  * SIGKILL at a moment drawn from a seeded PRNG (the seed is in the test's name, so a failure can be
  * replayed); a new server on the same directory delivers what the first left. The emulator's
- * totals are then held to the promise the README makes for the journal:
+ * totals are then held to the journal's promise:
  * - under-count: at most the usage acknowledged within two batch intervals (`syncInterval`)
- *   before the kill (the batch being collected, and the one being written when the kill lands
- *   during a write), plus what was reported dropped;
+ *   before the kill, plus what was reported dropped: the batch being collected and, when the kill
+ *   lands during a write, the batch being written (the README's "the last syncInterval" counts
+ *   only the first);
  * - over-count: at most what the killed process had sent in its unfinished flush (sent again
  *   under `ambiguous: 'retry'`, reported under `'drop'`), plus requests it counted whose
  *   responses never reached the client.
