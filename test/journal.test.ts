@@ -288,7 +288,7 @@ function watchIntervals (t: Test): { started: number, running: Set<unknown> } {
 
 /** Counts the real file system's data syncs (file handles) and full syncs (the directory's handle) from now to teardown. */
 async function watchSyncs (t: Test): Promise<{ datasync: number, sync: number }> {
-  const probe = await open(import.meta.filename ?? new URL(import.meta.url).pathname, 'r')
+  const probe = await open(import.meta.filename, 'r')
   const fileHandle = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>, sync: () => Promise<void> }
   await probe.close()
   const counts = { datasync: 0, sync: 0 }
