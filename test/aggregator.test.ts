@@ -46,3 +46,16 @@ t.test('merge adds a drained batch back, whatever the capacity', async t => {
   b.merge({ entries: [], oldest: 7 })
   t.equal(b.oldest, 7)
 })
+
+t.test('drain hands over every kind of reference, in kind order, and the aggregator sums on afterwards', async t => {
+  const agg = new Aggregator()
+  for (const kind of [RefKind.Org, RefKind.User, RefKind.Customer, RefKind.Agreement]) agg.add(kind, 'x', 'f', kind + 1, 10 + kind)
+  t.same(agg.drain().entries.map(entry => [entry.kind, entry.micros, entry.at]),
+    [[RefKind.Agreement, 1, 10], [RefKind.Customer, 2, 11], [RefKind.User, 3, 12], [RefKind.Org, 4, 13]])
+  for (const kind of [RefKind.Agreement, RefKind.Org]) t.ok(agg.add(kind, 'y', 'g', 5, 20), 'adds after a drain')
+  t.equal(agg.size, 2)
+  t.same(agg.drain(), {
+    entries: [{ kind: RefKind.Agreement, id: 'y', feature: 'g', micros: 5, at: 20 }, { kind: RefKind.Org, id: 'y', feature: 'g', micros: 5, at: 20 }],
+    oldest: 20
+  }, 'only what came after the first drain')
+})

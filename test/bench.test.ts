@@ -41,25 +41,89 @@ t.test('the quick bench runs every section, prints the markdown report and write
   t.equal(results.markdown.trim(), stdout.trim(), 'the JSON holds the printed report')
   t.match(results.machine, { cpus: Number, cpuModel: String, node: process.version })
 
-  const rows = results.overhead.rows as Array<Record<string, any>>
-  t.equal(rows.length, 6)
-  for (const row of rows) {
-    t.ok(row.requestsPerSecond.median > 0, `${row.case} served requests`)
-    t.ok(row.serverCpuMicros.median > 0, `${row.case} CPU per request was read`)
-    t.equal(row.errors, 0, `${row.case} answered every request with 2xx`)
+  const { plan } = results
+  t.same(Object.keys(results.sectionSeconds), ['overhead', 'recording', 'delivery', 'fleet', 'journal'], 'every section timed')
+
+  // Every figure measured over rounds is summarized from exactly those rounds.
+  const summaries: Array<[string, Summary]> = []
+  const collect = (path: string, value: unknown): void => {
+    if (value === null || typeof value !== 'object') return
+    if (isSummary(value)) summaries.push([path, value])
+    else for (const [key, inner] of Object.entries(value)) collect(`${path}.${key}`, inner)
   }
-  t.equal(rows[0].throughputRatio.median, 1, 'ratios are to bare')
+  for (const section of ['overhead', 'recording', 'delivery']) collect(section, results[section])
+  const paths = summaries.map(([path]) => path)
+  for (const path of ['recording.0.opsPerSecond', 'recording.1.heapBytesPerPair', 'delivery.recordsPerSecond', 'overhead.rows.5.extraCpuMicros']) {
+    t.ok(paths.includes(path), `${path} summarized`)
+  }
+  const badSummaries = summaries.filter(([, { median, min, max, samples }]) =>
+    samples.length !== plan.rounds || min !== Math.min(...samples) || max !== Math.max(...samples) || !(min <= median && median <= max))
+  t.same(badSummaries.map(([path]) => path), [], 'each summary has one sample per round, and min ≤ median ≤ max of them')
+
+  const rows = results.overhead.rows as Array<Record<string, any>>
+  t.same(rows.map(row => row.case), ['bare', 'hook', 'metering-1k', 'metering-100k', 'rate-limit', 'naive'])
+  t.equal(results.overhead.samples.length, rows.length * plan.rounds, 'one sample per case and round')
+  const [bare] = rows
+  for (const row of rows) {
+    t.equal(row.errors, 0, `${row.case} answered every request with 2xx`)
+    t.ok(row.requestsPerSecond.median > 0 && row.serverCpuMicros.median > 0, `${row.case} was measured`)
+    // Ratios and differences are taken to the bare server's run of the same round.
+    row.requestsPerSecond.samples.forEach((rps: number, round: number) => {
+      const cpu = row.serverCpuMicros.samples[round]
+      t.ok(close(row.throughputRatio.samples[round], rps / bare.requestsPerSecond.samples[round]), `${row.case} round ${round}: throughput ratio to bare`)
+      t.ok(close(row.cpuRatio.samples[round], cpu / bare.serverCpuMicros.samples[round]), `${row.case} round ${round}: CPU ratio to bare`)
+      t.ok(close(row.extraCpuMicros.samples[round], cpu - bare.serverCpuMicros.samples[round]), `${row.case} round ${round}: extra CPU over bare`)
+    })
+  }
   for (const name of ['metering-1k', 'metering-100k']) {
     const row = rows.find(r => r.case === name)!
-    t.ok(row.server.pendingPairs > 0 && row.server.pendingPairs <= 2 * row.customers, `${name} metered two features per customer`)
+    t.ok(row.server.pendingPairs > 0 && row.server.pendingPairs <= 2 * row.customers, `${name}: at most two pairs per customer (${row.server.pendingPairs})`)
     t.equal(row.server.lost, 0, `${name} lost no usage`)
   }
   t.ok(rows.find(r => r.case === 'naive')!.server.posts.started > 0, 'the naive server posted usage')
 
-  t.same(results.recording.map((r: { pairs: number }) => r.pairs), [1_000, 10_000])
-  for (const row of results.recording) t.ok(row.opsPerSecond.median > 0 && row.heapBytesPerPair.median > 0)
-  t.ok(results.delivery.recordsPerSecond.median > 0)
+  t.same(results.recording.map((r: { pairs: number }) => r.pairs), plan.recordingPairs)
+  t.equal(results.delivery.pairs, plan.deliveryPairs)
+
+  // The calls model: at most one record per request and meter, and at most one per pair and flush.
   t.equal(results.calls.rows.length, 8)
-  t.equal(results.calls.measured.length, 2, 'the model is checked against both metered runs')
+  for (const row of results.calls.rows) {
+    const name = `${row.customers} customers at ${row.requestsPerSecond} req/s`
+    t.equal(row.naive, 1_000_000 * row.meters, `${name}: naive posts one record per request and meter`)
+    t.ok(close(row.aggregatedPerSecond, row.aggregated * row.requestsPerSecond / 1_000_000), `${name}: per second and per million agree`)
+    t.ok(row.aggregatedPerSecond <= row.requestsPerSecond * row.meters * (1 + 1e-9), `${name}: no more records than the naive way`)
+    t.ok(row.aggregatedPerSecond <= row.customers * row.meters / row.flushSeconds * (1 + 1e-9), `${name}: no more than one record per pair and flush`)
+  }
+  t.same(results.calls.measured.map((m: { customers: number }) => m.customers), [1_000, 100_000], 'the model is checked against both metered runs')
+
+  const [separate, shared] = results.fleet.rows
+  t.match([separate.variant, shared.variant], [/in-memory store each/, /one Redis store/])
+  t.ok(shared.kindeCalls <= separate.kindeCalls, `a shared store never sends more records than one store per instance (${shared.kindeCalls} vs ${separate.kindeCalls})`)
+
+  const journals = results.journal.rows
+  t.equal(journals.length, 3)
+  t.equal(journals[0].journalBytes, 0, 'no journal, nothing written')
+  for (const row of journals.slice(1)) t.ok(row.journalBytes > 0, `${row.variant}: journal written`)
+  // Requests per second are printed rounded to whole requests; the ratio is of the unrounded figures.
+  for (const row of journals) {
+    t.ok(Math.abs(row.ratio * journals[0].requestsPerSecond - row.requestsPerSecond) <= 0.5 + 0.5 * row.ratio + 1e-9, `${row.variant}: ratio to the run without journal`)
+  }
+
   t.ok(results.targets.length >= 7)
+  t.same(results.targets.filter((target: { met: string }) => !['yes', 'no', 'unclear'].includes(target.met)), [], 'every target judged yes, no or unclear')
+  const verdict = (pattern: RegExp): string => results.targets.find((target: { target: string }) => pattern.test(target.target)).met
+  t.equal(verdict(/^record\(\) ≥ 5,000,000 calls\/s/), results.recording[0].opsPerSecond.median >= 5_000_000 ? 'yes' : 'no', 'the recording target follows its figure')
+  t.equal(verdict(/^≤ 200 heap bytes per pending pair/), results.recording[1].heapBytesPerPair.median <= 200 ? 'yes' : 'no', 'the memory target follows its figure')
 })
+
+/** Median, extremes and samples of a figure measured once per round. */
+interface Summary { median: number, min: number, max: number, samples: number[] }
+
+function isSummary (value: object): value is Summary {
+  return 'median' in value && 'samples' in value && Array.isArray((value as Summary).samples)
+}
+
+/** Equal but for float rounding. */
+function close (a: number, b: number): boolean {
+  return Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b))
+}

@@ -47,3 +47,24 @@ t.test('isZero knows both representations', async t => {
   t.ok(isZero(0n))
   t.notOk(isZero(1))
 })
+
+t.test('amounts stay plain numbers up to 2^53 - 1 micros and become bigints past it, exactly', async t => {
+  const max = Number.MAX_SAFE_INTEGER
+  // Plain numbers are what JSON, the journal and the stats carry; a bigint appears only when needed.
+  t.equal(addMicros(1, 2), 3)
+  t.equal(addMicros(max - 1, 1), max, 'the largest safe sum is still a number')
+  t.equal(addMicros(max, 1), BigInt(max) + 1n, 'one micro more is a bigint')
+  t.equal(subtractMicros(BigInt(max) + 1n, 1), max, 'a bigint difference back in range is a number again')
+  t.equal(subtractMicros(BigInt(max) + 2n, 1), BigInt(max) + 1n)
+  t.equal(parseMicros('0.3'), 300_000)
+  t.equal(parseMicros('9007199254.740991'), max, 'parsed as a number up to the largest safe amount')
+  t.equal(parseMicros('9007199254.740992'), BigInt(max) + 1n, 'and as a bigint past it')
+})
+
+t.test('values near and past 9 billion units keep every digit a double holds', async t => {
+  // The largest value converted through a double keeps its six fractional digits.
+  t.equal(formatMicros(toMicros(Number.MAX_SAFE_INTEGER / 1_000_000)), '9007199254.740992')
+  const huge = toMicros(1e10)
+  t.equal(huge, 10n ** 16n, 'past it, whole units as a bigint')
+  t.equal(formatMicros(addMicros(huge, 1)), '10000000000.000001', 'and a micro added to it is not lost')
+})

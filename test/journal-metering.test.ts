@@ -78,13 +78,19 @@ t.test('usage is journaled in batches while the server runs, and marked delivere
   const kinde = await emulator(t)
   const app = await meteredApp(t, kinde, { journal: { dir, syncInterval: 20 } })
   app.get('/search', { config: { meter: 'searches' } }, async () => 'ok')
-  const changes = watch(dir)
+  await app.metering.ready()
+  const written = app.metering.stats().journal!.bytes
+  // A deadline for the watch: if the batch timer never writes, the test fails instead of hanging.
+  const changes = watch(dir, { signal: AbortSignal.timeout(10_000) })
   for (let i = 0; i < 3; i++) await app.inject({ url: '/search', headers: { 'x-agreement': 'agr_1' } })
-  // No flush: the batch interval alone brings the usage to disk.
+  t.equal(app.metering.stats().journal!.bytes, written, 'requests write nothing themselves')
+  let held: Record<string, string> = {}
   for await (const _ of changes) {
-    if ((await onDisk(dir)).agr_1 === '3') break
+    held = await onDisk(dir)
+    if (held.agr_1 === '3') break
   }
-  t.pass('on disk within the batch interval')
+  t.same(held, { agr_1: '3' }, 'the batch timer alone, with no flush, brought the three requests to disk')
+  t.equal(kinde.records.length, 0, 'nothing was sent: the write came from the journal, not a delivery')
   await app.metering.flush()
   t.equal(kinde.usage('agr_1', 'searches'), '3')
   t.same(await onDisk(dir), {}, 'delivered: nothing left pending in the journal')

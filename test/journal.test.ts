@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
-import { copyFile, mkdir, readdir, readFile, rm, stat, symlink, unlink, utimes, watch, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, open, readdir, readFile, rm, stat, symlink, unlink, utimes, watch, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { crc32 } from 'node:zlib'
 import { join } from 'node:path'
@@ -268,6 +268,55 @@ t.test('a live process whose heartbeat stopped is taken over, and stops journali
   t.equal((await journalFiles(dir)).length, 1, 'only the impatient process journals')
 })
 
+/** Counts the intervals started and not yet cleared from now to teardown; the timers themselves are real. */
+function watchIntervals (t: Test): { started: number, running: Set<unknown> } {
+  const seen = { started: 0, running: new Set<unknown>() }
+  const { setInterval: realSet, clearInterval: realClear } = globalThis
+  globalThis.setInterval = ((...args: Parameters<typeof setInterval>) => {
+    const timer = realSet(...args)
+    seen.started++
+    seen.running.add(timer)
+    return timer
+  }) as typeof setInterval
+  globalThis.clearInterval = ((timer: Parameters<typeof clearInterval>[0]) => {
+    seen.running.delete(timer)
+    realClear(timer)
+  }) as typeof clearInterval
+  t.teardown(() => { globalThis.setInterval = realSet; globalThis.clearInterval = realClear })
+  return seen
+}
+
+/** Counts the real file system's data syncs (file handles) and full syncs (the directory's handle) from now to teardown. */
+async function watchSyncs (t: Test): Promise<{ datasync: number, sync: number }> {
+  const probe = await open(import.meta.filename, 'r')
+  const fileHandle = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>, sync: () => Promise<void> }
+  await probe.close()
+  const counts = { datasync: 0, sync: 0 }
+  const { datasync, sync } = fileHandle
+  fileHandle.datasync = function (this: unknown) { counts.datasync++; return datasync.call(this) }
+  fileHandle.sync = function (this: unknown) { counts.sync++; return sync.call(this) }
+  t.teardown(() => { fileHandle.datasync = datasync; fileHandle.sync = sync })
+  return counts
+}
+
+for (const fsync of [true, false]) {
+  t.test(`fsync: ${fsync}: ${fsync ? 'each write, each rewrite and its rename are synced before written() resolves' : 'nothing is synced'}`, async t => {
+    const dir = t.testdir()
+    const syncs = await watchSyncs(t)
+    const durable = journal(t, dir, { fsync })
+    await durable.recover()
+    // Opening writes the journal whole: its file is synced, then the directory holding the rename.
+    t.same(syncs, fsync ? { datasync: 1, sync: 1 } : { datasync: 0, sync: 0 }, 'the first rewrite')
+    durable.append([entry('agr_1', 1, 1000)])
+    await durable.written()
+    t.same(syncs, fsync ? { datasync: 2, sync: 1 } : { datasync: 0, sync: 0 }, 'an append')
+    durable.append([entry('agr_1', 2, 2000)])
+    await durable.written()
+    t.same(syncs, fsync ? { datasync: 3, sync: 1 } : { datasync: 0, sync: 0 }, 'another append')
+    t.same(byPair(await replay(join(dir, (await journalFiles(dir))[0]))), { '0/agr_1/searches': ['3', 2000] }, 'both on disk')
+  })
+}
+
 t.test('a journal rewrites itself once it outgrows 1 MiB, and says the same (with fsync)', async t => {
   const dir = t.testdir({ source: {}, work: {} })
   const source = journal(t, join(dir, 'source'), { fsync: true })
@@ -395,11 +444,12 @@ t.test('a journal closed while it was still opening leaves no heartbeat behind',
   const dir = t.testdir()
   const { logger, entries } = memoryLogger()
   const brief = journal(t, dir, { logger, timing: { heartbeatMs: 5, staleMs: 60_000, retryMs: 1000 } })
+  const heartbeats = watchIntervals(t)
   void brief.recover()
   await brief.close()
   t.same(await readdir(dir), [])
-  // Ten heartbeats' time: a heartbeat left running would find its lock gone and say so.
-  await new Promise(resolve => setTimeout(resolve, 50))
+  t.equal(heartbeats.started, 1, 'the opening, queued before the close, started its heartbeat')
+  t.equal(heartbeats.running.size, 0, 'and the close stopped it')
   t.same(entries, [])
 })
 

@@ -7,7 +7,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { InvalidOptionError, MemoryStore, Metering, type UsageBatch } from '../lib/index.js'
+import { InvalidOptionError, MemoryStore, Metering, type DroppedRecord, type UsageBatch } from '../lib/index.js'
 import { coreOn, emulator, memoryLogger } from './fixtures.js'
 
 interface Answer { status: number, headers?: Record<string, string>, body?: string }
@@ -96,11 +96,14 @@ t.test('a body that is not the JSON its content type claims is kept as text', as
   const kinde = await quirkyKinde(t, request => request.url === '/oauth2/token'
     ? tokenAnswer({ expires_in: 3600 })
     : { status: 400, headers: json, body: 'not json{' })
-  const drops: unknown[] = []
-  const core = quirkyCore(t, kinde.url, { onDrop: records => drops.push(...records) })
+  const drops: Array<{ reason: string, records: DroppedRecord[] }> = []
+  const core = quirkyCore(t, kinde.url, { onDrop: (records, reason) => drops.push({ reason, records }) })
   core.record({ agreementId: 'agr_1' }, 'searches', 1)
   await core.flush()
-  t.match(drops, [{ reason: undefined, error: { status: 400, body: 'not json{' } }])
+  t.equal(drops.length, 1, 'one drop report')
+  t.equal(drops[0].reason, 'rejected', 'a 400 is a rejection')
+  t.match(drops[0].records, [{ agreementId: 'agr_1', feature: 'searches', value: '1', error: { status: 400, body: 'not json{', message: String } }])
+  t.equal(drops[0].records.length, 1, 'the one record sent')
 })
 
 t.test('a look-up answered with a plain-text 500 names it and keeps the usage', async t => {

@@ -102,27 +102,51 @@ t.test('more pairs than one merge script carries are merged in several, exactly'
   t.equal(kinde.usage('agr_700', 'renders'), '1')
 })
 
+/** What Redis does to `key`, from its keyspace notifications: `next(event)` resolves at the next such event. */
+async function keyEvents (t: Test, key: string): Promise<{ next: (event: string) => Promise<void> }> {
+  await connect(t).config('SET', 'notify-keyspace-events', 'Kgx$')
+  const subscriber = connect(t)
+  await subscriber.subscribe(`__keyspace@0__:${key}`)
+  let waiting: { event: string, resolve: () => void } | undefined
+  subscriber.on('message', (_channel: string, event: string) => {
+    if (waiting?.event === event) waiting.resolve()
+  })
+  return {
+    next: event => new Promise<void>((resolve, reject) => {
+      // A deadline, so a lease that is never renewed or never expires fails the test instead of hanging it.
+      const deadline = setTimeout(() => { reject(new Error(`no ${event} of ${key} within 5 s`)) }, 5_000)
+      waiting = { event, resolve: () => { clearTimeout(deadline); waiting = undefined; resolve() } }
+    })
+  }
+}
+
 t.test('one instance at a time holds the lease; another takes over once it expires, or at once when released', async t => {
   const kinde = await emulator(t)
   const prefix = freshPrefix()
+  const lease = await keyEvents(t, `${prefix}lease`)
   const a = member(t, kinde, prefix, { store: { leaseTtl: 300 } })
   const b = member(t, kinde, prefix, { store: { leaseTtl: 300 } })
   const c = member(t, kinde, prefix, { store: { leaseTtl: 300 } })
   t.equal((await a.metering.flush()).delivered, true)
+  const acquired = Date.now()
   t.equal(a.store.isLeader, true)
   b.metering.record({ agreementId: 'agr_1' }, 'searches', 1)
   t.equal((await b.metering.flush()).delivered, false, 'b only merges')
   t.equal(b.store.isLeader, false)
-  // Time passing is what is under test: a renews its lease, so it outlives its TTL.
-  await new Promise(resolve => setTimeout(resolve, 700))
-  t.equal((await b.metering.flush()).delivered, false, 'still held by a after twice its TTL')
+  // Time passing is what is under test: a renews its lease (each renewal a PEXPIRE), so it outlives its TTL.
+  let renewals = 0
+  while (Date.now() - acquired <= 2 * 300) {
+    await lease.next('expire')
+    renewals++
+  }
+  t.equal((await b.metering.flush()).delivered, false, `still held by a after twice its TTL (${renewals} renewals)`)
   t.equal(kinde.records.length, 0)
 
-  a.client.disconnect() // a dies: no renewal, no release
+  await lease.next('expire')
+  a.client.disconnect() // a dies just after a renewal: no more renewal, no release
   t.equal((await b.metering.flush()).delivered, false, 'not before the lease expires')
-  const died = Date.now()
-  await waitFor(async () => (await b.metering.flush()).delivered)
-  t.ok(Date.now() - died >= 100, 'taken over once the lease expired')
+  await lease.next('expired')
+  t.equal((await b.metering.flush()).delivered, true, 'taken over once the lease expired')
   t.equal(b.store.isLeader, true)
   t.equal(kinde.usage('agr_1', 'searches'), '1')
 

@@ -42,6 +42,7 @@ export class Aggregator {
     const ids = this.#byKind[kind]
     let features = ids.get(id)
     if (features === undefined) {
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: the pair check below refuses too; this one only spares a refused id an empty map (memory, not results)
       if (this.#size >= capacity) return false
       features = new Map()
       ids.set(id, features)
@@ -51,9 +52,11 @@ export class Aggregator {
       if (this.#size >= capacity) return false
       features.set(feature, { micros, at })
       this.#size++
+      // Stryker disable next-line EqualityOperator: on equal times both keep the same value
       if (at < this.#oldest) this.#oldest = at
     } else {
       counter.micros = addMicros(counter.micros, micros)
+      // Stryker disable next-line EqualityOperator: on equal times both keep the same value
       if (at > counter.at) counter.at = at
     }
     return true
@@ -62,6 +65,7 @@ export class Aggregator {
   /** Adds every entry of a batch, whatever the capacity: usage already accepted is never refused. */
   merge (batch: UsageBatch): void {
     for (const entry of batch.entries) this.add(entry.kind, entry.id, entry.feature, entry.micros, entry.at)
+    // Stryker disable next-line EqualityOperator: on equal times both keep the same value
     if (batch.oldest < this.#oldest) this.#oldest = batch.oldest
   }
 

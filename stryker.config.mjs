@@ -1,0 +1,36 @@
+/**
+ * Mutation testing of the core (`npm run mutation`; not part of `npm test` or CI): Stryker mutates
+ * lib/core (any subfolder too) and reruns, for each mutant, only the test files that covered it
+ * (the tap runner counts a test file as one test). Reports go to reports/mutation/.
+ * One file: `npx stryker run --mutate lib/core/decimal.ts`.
+ */
+export default {
+  testRunner: 'tap',
+  tap: {
+    // Tests of the package as built (dist/), of types, and of the benchmark never load a mutant.
+    testFiles: ['test/!(pack|types|demo|examples|example-express|bench).test.ts'],
+    nodeArgs: ['--import', 'tsx', '-r', '{{hookFile}}', '{{testFile}}'],
+    forceBail: true
+  },
+  mutate: ['lib/core/**/*.ts'],
+  // Mutants that do not compile are discarded before any test runs.
+  checkers: ['typescript'],
+  tsconfigFile: 'tsconfig.stryker.json',
+  typescriptChecker: { prioritizePerformanceOverAccuracy: true },
+  coverageAnalysis: 'perTest',
+  // A mutant of module-level code (a constant computed at load) is covered by every test file and
+  // would rerun them all; such mutants are left out of the score instead.
+  ignoreStatic: true,
+  // Later runs retest only mutants whose code or covering tests changed.
+  incremental: true,
+  incrementalFile: 'reports/mutation/stryker-incremental.json',
+  // Two cores: one test process per core; a mutant that hangs a test is a timeout (killed).
+  concurrency: 2,
+  timeoutMS: 10_000,
+  reporters: ['clear-text', 'progress', 'html', 'json'],
+  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  ignorePatterns: ['dist', 'coverage', '.tap', 'reports', 'bench/results'],
+  thresholds: { high: 90, low: 85, break: null },
+  tempDirName: '.stryker-tmp'
+}
