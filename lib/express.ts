@@ -15,6 +15,7 @@ import type { MeteringOptions } from './core/options.js'
 import type { FlushOutcome, MeteringStats } from './core/stats.js'
 import type { CustomerRef, Logger } from './core/types.js'
 import { compileRouteMeter, type CompiledMeter, type RouteMeterSpec } from './route-meter.js'
+import { startSetupCheck, type SetupCheckOption } from './doctor/startup.js'
 
 /** What `meter()` meters: a feature code (+1 per counted response), `{ feature, value }`, or a list of them. */
 export type RouteMeter = RouteMeterSpec<Request, Response>
@@ -25,7 +26,7 @@ export type RouteMeter = RouteMeterSpec<Request, Response>
  * else `req.auth` (express-jwt), else `req.user` (Passport and the like); `org_code` gives
  * `{ orgCode }`, else `sub` gives `{ userId }`, else the request is not metered.
  */
-export interface KindeMeteringOptions extends MeteringOptions<Request> {}
+export interface KindeMeteringOptions extends MeteringOptions<Request>, SetupCheckOption {}
 
 /** The middleware returned by {@link kindeMetering}: an Express handler that also exposes the core. */
 export interface KindeMeteringMiddleware {
@@ -216,6 +217,7 @@ function meterNow (this: MeteredResponse, feature: string, value: number): Meter
 export function kindeMetering (options: KindeMeteringOptions): KindeMeteringMiddleware {
   const adapter = new ExpressAdapter(options)
   const { metering } = adapter
+  const stopSetupCheck = startSetupCheck(options, options.logger ?? consoleLogger)
   const middleware = function kindeMeteringMiddleware (_req: Request, res: Response, next: NextFunction): void {
     const metered = res as MeteredResponse
     metered[kAdapter] = adapter
@@ -227,7 +229,10 @@ export function kindeMetering (options: KindeMeteringOptions): KindeMeteringMidd
     metering,
     flush: () => metering.flush(),
     stats: () => metering.stats(),
-    close: () => metering.close()
+    close: async () => {
+      await stopSetupCheck()
+      return await metering.close()
+    }
   })
 }
 

@@ -9,12 +9,13 @@ import { Metering } from './core/metering.js'
 import type { MeteringOptions } from './core/options.js'
 import type { CustomerRef } from './core/types.js'
 import { compileRouteMeter, type CompiledMeter, type RouteMeterSpec } from './route-meter.js'
+import { startSetupCheck, type SetupCheckOption } from './doctor/startup.js'
 
 /** What a route meters in `config.meter`: a feature code, `{ feature, value }`, or a list of them. */
 export type RouteMeter = RouteMeterSpec<FastifyRequest, FastifyReply>
 
 /** Options of the Fastify plugin. `customer` defaults to reading `request.user` (see README). */
-export interface KindeMeteringOptions extends MeteringOptions<FastifyRequest> {}
+export interface KindeMeteringOptions extends MeteringOptions<FastifyRequest>, SetupCheckOption {}
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -82,6 +83,7 @@ function appendHook<T> (existing: T | T[] | undefined, hook: T): T[] {
 async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMeteringOptions): Promise<void> {
   const metering = new Metering({ logger: fastify.log, ...options })
   await metering.ready()
+  const stopSetupCheck = startSetupCheck(options, options.logger ?? fastify.log)
   const { countStatus } = metering.config
   const customerOf = options.customer ?? customerFromUser
 
@@ -118,6 +120,7 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
   })
 
   fastify.addHook('onClose', async () => {
+    await stopSetupCheck()
     await metering.close()
   })
 }

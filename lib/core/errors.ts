@@ -47,10 +47,16 @@ export class TokenError extends KindeMeteringError {
   declare readonly code: 'KINDE_METERING_TOKEN_ERROR'
   /** HTTP status of the token endpoint's answer, when there was one. */
   readonly status: number | undefined
+  /**
+   * The OAuth2 `error` code the token endpoint answered (`invalid_client`, …); `undefined` when
+   * its answer carried none (an HTML page: not a Kinde domain) or there was no answer.
+   */
+  readonly oauthError: string | undefined
 
-  constructor (message: string, status?: number, options?: { cause?: unknown }) {
+  constructor (message: string, status?: number, options?: { cause?: unknown, oauthError?: string }) {
     super('KINDE_METERING_TOKEN_ERROR', `kinde-metering: ${message}`, options)
     this.status = status
+    this.oauthError = options?.oauthError
   }
 }
 
