@@ -218,6 +218,7 @@ export function kindeMetering (options: KindeMeteringOptions): KindeMeteringMidd
   const adapter = new ExpressAdapter(options)
   const { metering } = adapter
   const stopSetupCheck = startSetupCheck(options, options.logger ?? consoleLogger)
+  let closing: Promise<CloseOutcome> | undefined
   const middleware = function kindeMeteringMiddleware (_req: Request, res: Response, next: NextFunction): void {
     const metered = res as MeteredResponse
     metered[kAdapter] = adapter
@@ -229,10 +230,7 @@ export function kindeMetering (options: KindeMeteringOptions): KindeMeteringMidd
     metering,
     flush: () => metering.flush(),
     stats: () => metering.stats(),
-    close: async () => {
-      await stopSetupCheck()
-      return await metering.close()
-    }
+    close: () => (closing ??= stopSetupCheck().then(() => metering.close()))
   })
 }
 

@@ -140,9 +140,10 @@ t.test('the domain and credentials are read from KINDE_* by default', async t =>
 
 t.test('missing credentials fail the credentials check; the domain is left unverified', async t => {
   const kinde = await kindeWith(t)
-  for (const [options, flag] of [[{ clientSecret: SECRET }, '--client-id'], [{ clientId: kinde.clientId }, '--client-secret']] as const) {
+  for (const [options, message, flag] of [[{ clientSecret: SECRET }, 'no client id given', '--client-id'], [{ clientId: kinde.clientId }, 'no client secret given', '--client-secret']] as const) {
     const report = await checkKindeSetup({ domain: kinde.url, ...options, env: {} })
     t.same(report.checks.map(check => [check.name, check.status]), [['domain', 'warn'], ['credentials', 'fail']])
+    t.equal(report.checks[1].message, message)
     t.match(report.checks[1].fix, flag)
   }
   t.equal(kinde.calls.token, 0)

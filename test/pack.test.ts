@@ -152,6 +152,7 @@ t.test('the packed tarball installs and works from CommonJS, ES modules and Type
         kindeMetering: 'function',
         default: 'function',
         Metering: 'function',
+        checkKindeSetup: 'function',
         KindeMeteringError: 'function',
         InvalidOptionError: 'function',
         KindeApiError: 'function',

@@ -49,8 +49,10 @@ export async function connect (options: SetupCheckOptions, checks: SetupCheck[])
     const option = (error as InvalidOptionError).option
     if (option !== 'clientId' && option !== 'clientSecret') throw error
     checks.push({ name: 'domain', status: 'warn', message: `${origin} is well formed, but was not asked for a token: no credentials to ask with` })
-    const flag = option === 'clientId' ? '--client-id (or set KINDE_MANAGEMENT_CLIENT_ID)' : '--client-secret (or set KINDE_MANAGEMENT_CLIENT_SECRET)'
-    checks.push({ name: 'credentials', status: 'fail', message: withoutPrefix(error as Error), fix: `pass ${flag}, from the M2M application's details in Kinde` })
+    const [what, flag] = option === 'clientId'
+      ? ['client id', '--client-id (or set KINDE_MANAGEMENT_CLIENT_ID)']
+      : ['client secret', '--client-secret (or set KINDE_MANAGEMENT_CLIENT_SECRET)']
+    checks.push({ name: 'credentials', status: 'fail', message: `no ${what} given`, fix: `pass ${flag}, from the M2M application's details in Kinde` })
     return { ...closed, origin }
   }
   const { clientId, clientSecret } = config.credentials!
