@@ -15,7 +15,7 @@ import type { MeteringOptions } from './core/options.js'
 import type { FlushOutcome, MeteringStats } from './core/stats.js'
 import type { CustomerRef, Logger } from './core/types.js'
 import { compileRouteMeter, type CompiledMeter, type RouteMeterSpec } from './route-meter.js'
-import { startSetupCheck, type SetupCheckOption } from './doctor/startup.js'
+import { resolveSetupCheck, type SetupCheckOption } from './doctor/startup.js'
 
 /** What `meter()` meters: a feature code (+1 per counted response), `{ feature, value }`, or a list of them. */
 export type RouteMeter = RouteMeterSpec<Request, Response>
@@ -215,9 +215,10 @@ function meterNow (this: MeteredResponse, feature: string, value: number): Meter
  * @throws InvalidOptionError when an option is missing or invalid.
  */
 export function kindeMetering (options: KindeMeteringOptions): KindeMeteringMiddleware {
+  const startSetupCheck = resolveSetupCheck(options)
   const adapter = new ExpressAdapter(options)
   const { metering } = adapter
-  const stopSetupCheck = startSetupCheck(options, options.logger ?? consoleLogger)
+  const stopSetupCheck = startSetupCheck(options.logger ?? consoleLogger)
   let closing: Promise<CloseOutcome> | undefined
   const middleware = function kindeMeteringMiddleware (_req: Request, res: Response, next: NextFunction): void {
     const metered = res as MeteredResponse

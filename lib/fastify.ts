@@ -9,7 +9,7 @@ import { Metering } from './core/metering.js'
 import type { MeteringOptions } from './core/options.js'
 import type { CustomerRef } from './core/types.js'
 import { compileRouteMeter, type CompiledMeter, type RouteMeterSpec } from './route-meter.js'
-import { startSetupCheck, type SetupCheckOption } from './doctor/startup.js'
+import { resolveSetupCheck, type SetupCheckOption } from './doctor/startup.js'
 
 /** What a route meters in `config.meter`: a feature code, `{ feature, value }`, or a list of them. */
 export type RouteMeter = RouteMeterSpec<FastifyRequest, FastifyReply>
@@ -81,9 +81,10 @@ function appendHook<T> (existing: T | T[] | undefined, hook: T): T[] {
 }
 
 async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMeteringOptions): Promise<void> {
+  const startSetupCheck = resolveSetupCheck(options)
   const metering = new Metering({ logger: fastify.log, ...options })
   await metering.ready()
-  const stopSetupCheck = startSetupCheck(options, options.logger ?? fastify.log)
+  const stopSetupCheck = startSetupCheck(options.logger ?? fastify.log)
   const { countStatus } = metering.config
   const customerOf = options.customer ?? customerFromUser
 

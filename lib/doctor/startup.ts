@@ -22,14 +22,17 @@ export interface SetupCheckOption {
   checkSetup?: boolean | { features?: string[], customers?: CustomerRef[] }
 }
 
+/** Starts the check and resolves `stop`, which abandons a check still running (nothing is logged then) and waits for it to end. */
+export type StartSetupCheck = (logger: Logger) => () => Promise<void>
+
 /**
- * Starts the check when `checkSetup` asks for it; resolves `stop`, which abandons a check still
- * running (nothing is logged then) and waits for it to end.
- * @throws InvalidOptionError when `checkSetup` is invalid, at registration.
+ * Validates `checkSetup` at registration, before anything is created, and returns what starts
+ * the check once the core is up (a no-op when the option is off).
+ * @throws InvalidOptionError when `checkSetup` is invalid.
  */
-export function startSetupCheck (options: MeteringOptions<any> & SetupCheckOption, logger: Logger): () => Promise<void> {
+export function resolveSetupCheck (options: MeteringOptions<any> & SetupCheckOption): StartSetupCheck {
   const option = options.checkSetup
-  if (option === undefined || option === false) return async () => {}
+  if (option === undefined || option === false) return () => async () => {}
   if (option !== true && (option === null || typeof option !== 'object')) {
     throw new InvalidOptionError('checkSetup', 'must be true, false or { features, customers }')
   }
@@ -37,14 +40,16 @@ export function startSetupCheck (options: MeteringOptions<any> & SetupCheckOptio
     throw new InvalidOptionError('checkSetup', 'checks the client credentials (clientId, clientSecret), and cannot be used with accessToken')
   }
   const targets = option === true ? {} : resolveTargets(option, 'checkSetup.')
-  const abort = new AbortController()
   const { domain, clientId, clientSecret, requestTimeout } = options
-  const running = checkKindeSetup({ domain, clientId, clientSecret, requestTimeout, ...targets, signal: abort.signal }).then(report => {
-    if (!abort.signal.aborted) logSummary(report, logger)
-  })
-  return async () => {
-    abort.abort()
-    await running
+  return logger => {
+    const abort = new AbortController()
+    const running = checkKindeSetup({ domain, clientId, clientSecret, requestTimeout, ...targets, signal: abort.signal }).then(report => {
+      if (!abort.signal.aborted) logSummary(report, logger)
+    })
+    return async () => {
+      abort.abort()
+      await running
+    }
   }
 }
 
