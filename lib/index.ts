@@ -22,10 +22,10 @@ export type { UsageBatch } from './core/aggregator.js'
 export type { BuiltInValue, MeterSpec } from './route-meter.js'
 export { KindeMeteringError, InvalidOptionError, KindeApiError, TokenError, KindeNetworkError } from './core/errors.js'
 export { formatMicros, parseMicros, toMicros, addMicros, MICROS_PER_UNIT } from './core/decimal.js'
+export type { Micros } from './core/decimal.js'
 export { checkKindeSetup } from './doctor/check-setup.js'
 export type { SetupCheckOptions } from './doctor/options.js'
 export type { SetupReport, SetupCheck, CheckStatus, CheckName } from './doctor/report.js'
 export type { SetupCheckOption } from './doctor/startup.js'
-export type { Micros } from './core/decimal.js'
 
 export default kindeMetering
