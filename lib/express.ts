@@ -10,10 +10,12 @@ import { InvalidOptionError } from './core/errors.js'
 import { Metering, type CloseOutcome } from './core/metering.js'
 import type { MeteringOptions } from './core/options.js'
 import type { FlushOutcome, MeteringStats } from './core/stats.js'
+import { consoleLogger } from './core/logger.js'
 import type { CustomerRef } from './core/types.js'
 import { BodyBytes } from './adapters/body-bytes.js'
 import { customerFromClaims, meteredRoute, RequestMeter, type MeteredRoute, type ResponseReads } from './adapters/request-meter.js'
 import { compileRouteMeter, type RouteMeterSpec } from './adapters/route-meter.js'
+import { resolveSetupCheck, type SetupCheckOption } from './doctor/startup.js'
 
 /** What `meter()` meters: a feature code (+1 per counted response), `{ feature, value }`, or a list of them. */
 export type RouteMeter = RouteMeterSpec<Request, Response>
@@ -24,7 +26,7 @@ export type RouteMeter = RouteMeterSpec<Request, Response>
  * else `req.auth` (express-jwt), else `req.user` (Passport and the like); `org_code` gives
  * `{ orgCode }`, else `sub` gives `{ userId }`, else the request is not metered.
  */
-export interface KindeMeteringOptions extends MeteringOptions<Request> {}
+export interface KindeMeteringOptions extends MeteringOptions<Request>, SetupCheckOption {}
 
 /** The middleware returned by {@link kindeMetering}: an Express handler that also exposes the core. */
 export interface KindeMeteringMiddleware {
@@ -100,7 +102,9 @@ class ExpressAdapter {
   readonly #requestMeter: RequestMeter<Request, MeteredResponse>
 
   constructor (options: KindeMeteringOptions) {
-    this.metering = new Metering(options)
+    // The setup check is the adapter's, not a metering option.
+    const { checkSetup: _checkSetup, ...meteringOptions } = options
+    this.metering = new Metering(meteringOptions)
     this.#customerOf = options.customer ?? customerFromAuth
     this.#requestMeter = new RequestMeter(this.metering, this.#customerOf, expressReads)
   }
@@ -133,8 +137,11 @@ function meterNow (this: MeteredResponse, feature: string, value: number): Meter
  * @throws InvalidOptionError when an option is missing or invalid.
  */
 export function kindeMetering (options: KindeMeteringOptions): KindeMeteringMiddleware {
+  const startSetupCheck = resolveSetupCheck(options)
   const adapter = new ExpressAdapter(options)
   const { metering } = adapter
+  const stopSetupCheck = startSetupCheck(options.logger ?? consoleLogger)
+  let closing: Promise<CloseOutcome> | undefined
   const middleware = function kindeMeteringMiddleware (_req: Request, res: Response, next: NextFunction): void {
     const metered = res as MeteredResponse
     metered[kAdapter] = adapter
@@ -146,7 +153,7 @@ export function kindeMetering (options: KindeMeteringOptions): KindeMeteringMidd
     metering,
     flush: () => metering.flush(),
     stats: () => metering.stats(),
-    close: () => metering.close()
+    close: () => (closing ??= stopSetupCheck().then(() => metering.close()))
   })
 }
 

@@ -11,12 +11,13 @@ import type { CustomerRef } from './core/types.js'
 import { BodyBytes } from './adapters/body-bytes.js'
 import { customerFromClaims, meteredRoute, RequestMeter, type ResponseReads } from './adapters/request-meter.js'
 import { compileRouteMeter, type RouteMeterSpec } from './adapters/route-meter.js'
+import { resolveSetupCheck, type SetupCheckOption } from './doctor/startup.js'
 
 /** What a route meters in `config.meter`: a feature code, `{ feature, value }`, or a list of them. */
 export type RouteMeter = RouteMeterSpec<FastifyRequest, FastifyReply>
 
 /** Options of the Fastify plugin. `customer` defaults to reading `request.user` (see README). */
-export interface KindeMeteringOptions extends MeteringOptions<FastifyRequest> {}
+export interface KindeMeteringOptions extends MeteringOptions<FastifyRequest>, SetupCheckOption {}
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -90,10 +91,12 @@ function appendHook<T> (existing: T | T[] | undefined, hook: T): T[] {
 }
 
 async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMeteringOptions): Promise<void> {
-  // Fastify hands a plugin its own register options too; they are not metering options.
-  const { prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers, ...meteringOptions } = options as KindeMeteringOptions & Record<'prefix' | 'logLevel' | 'logSerializers', unknown>
+  const startSetupCheck = resolveSetupCheck(options)
+  // Fastify hands a plugin its own register options too; they are not metering options, nor is the setup check.
+  const { prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers, checkSetup: _checkSetup, ...meteringOptions } = options as KindeMeteringOptions & Record<'prefix' | 'logLevel' | 'logSerializers', unknown>
   const metering = new Metering({ logger: fastify.log, ...meteringOptions })
   await metering.ready()
+  const stopSetupCheck = startSetupCheck(options.logger ?? fastify.log)
   const customerOf = options.customer ?? customerFromUser
 
   fastify.decorate('metering', metering)
@@ -131,6 +134,7 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
   })
 
   fastify.addHook('onClose', async () => {
+    await stopSetupCheck()
     await metering.close()
   })
 }

@@ -2,7 +2,8 @@
  * kinde-metering: turns API traffic into billed usage in Kinde.
  *
  * The default export is the Fastify plugin; the framework-free core ({@link Metering}) is
- * exported for other hosts.
+ * exported for other hosts, and {@link checkKindeSetup} runs the checks of
+ * `npx kinde-metering doctor` in code.
  */
 import { kindeMetering } from './fastify.js'
 
@@ -22,5 +23,9 @@ export type { BuiltInValue, MeterSpec } from './adapters/route-meter.js'
 export { KindeMeteringError, InvalidOptionError, KindeApiError, TokenError, KindeNetworkError } from './core/errors.js'
 export { formatMicros, parseMicros, toMicros, addMicros, MICROS_PER_UNIT } from './core/decimal.js'
 export type { Micros } from './core/decimal.js'
+export { checkKindeSetup } from './doctor/check-setup.js'
+export type { SetupCheckOptions } from './doctor/options.js'
+export type { SetupReport, SetupCheck, CheckStatus, CheckName } from './doctor/report.js'
+export type { SetupCheckOption } from './doctor/startup.js'
 
 export default kindeMetering

@@ -5,16 +5,13 @@
  * emulator, and TypeScript consumers type-check under NodeNext (ESM and CJS) and Bundler.
  * `npm run build` must have run (npm test does).
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { TSC, run, type Finished } from './helpers/processes.js'
+import { TSC, run } from './helpers/processes.js'
+import { expectSuccess, packAndInstall, root } from './helpers/packed.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
 const ENTRIES = ['kinde-metering', 'kinde-metering/express', 'kinde-metering/redis', 'kinde-metering/testing']
 
 /**
@@ -106,10 +103,6 @@ const tsconfig = (module: string, moduleResolution: string, include: string): st
   include: [include]
 })
 
-const expectSuccess = (t: Test, step: string, result: Finished): void => {
-  t.equal(result.code, 0, `${step} succeeds`, { stdout: result.stdout, stderr: result.stderr })
-}
-
 type ConsumerOutput = {
   exports: Record<string, Record<string, string>>
   errors: Record<string, Record<string, unknown>>
@@ -122,14 +115,7 @@ type ConsumerOutput = {
 
 t.test('the packed tarball installs and works from CommonJS, ES modules and TypeScript', async t => {
   t.ok(existsSync(join(root, 'dist/cjs/package.json')), 'dist/ is built (npm test runs `npm run build` first)')
-  const dir = await mkdtemp(join(tmpdir(), 'kinde-metering-pack-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-
-  // --ignore-scripts: prepack would rebuild dist/, which the rest of the suite is running.
-  const packed = await run(npm, ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: root })
-  expectSuccess(t, 'npm pack', packed)
-  const [{ filename, files }] = JSON.parse(packed.stdout) as Array<{ filename: string, files: Array<{ path: string }> }>
-  const paths = files.map(file => file.path)
+  const { app, files: paths } = await packAndInstall(t, ['fastify@5'])
   t.same(paths.filter(path => !path.startsWith('dist/')).sort(), ['LICENSE', 'README.md', 'package.json'],
     'only the build, the README and the licence are published')
   const published = /^(LICENSE|README\.md|package\.json|dist\/cjs\/package\.json|dist\/(esm|cjs)\/.+\.(js|d\.ts))$/
@@ -140,12 +126,6 @@ t.test('the packed tarball installs and works from CommonJS, ES modules and Type
     }
   }
 
-  const app = join(dir, 'app')
-  await mkdir(app)
-  await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true }))
-  const installed = await run(npm, ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts', join(dir, filename), 'fastify@5'],
-    { cwd: app, timeoutMs: 50_000 })
-  expectSuccess(t, 'npm install of the tarball and fastify', installed)
   const manifest = JSON.parse(await readFile(join(app, 'node_modules/kinde-metering/package.json'), 'utf8')) as { version: string }
   t.equal(manifest.version, JSON.parse(await readFile(join(root, 'package.json'), 'utf8')).version)
 
@@ -172,6 +152,7 @@ t.test('the packed tarball installs and works from CommonJS, ES modules and Type
         kindeMetering: 'function',
         default: 'function',
         Metering: 'function',
+        checkKindeSetup: 'function',
         KindeMeteringError: 'function',
         InvalidOptionError: 'function',
         KindeApiError: 'function',

@@ -49,11 +49,17 @@ export class TokenError extends KindeMeteringError {
   readonly status: number | undefined
   /** The option that failed to give a token (`accessToken`), when the token was the user's to supply. */
   readonly option: string | undefined
+  /**
+   * The OAuth2 `error` code the token endpoint answered (`invalid_client`, …); `undefined` when
+   * its answer carried none (an HTML page: not a Kinde domain) or there was no answer.
+   */
+  readonly oauthError: string | undefined
 
-  constructor (message: string, status?: number, options?: { cause?: unknown, option?: string }) {
+  constructor (message: string, status?: number, options?: { cause?: unknown, option?: string, oauthError?: string }) {
     super('KINDE_METERING_TOKEN_ERROR', `kinde-metering: ${message}`, options)
     this.status = status
     this.option = options?.option
+    this.oauthError = options?.oauthError
   }
 }
 

@@ -44,8 +44,15 @@ export interface SendFailure {
 /** An agreement as `GET /api/v1/billing/agreements` lists it. */
 export interface Agreement {
   id: string
+  plan_code?: string
   expires_on?: string | null
   entitlements?: Array<{ feature_code?: string }>
+}
+
+/** A user or organization look-up: whether Kinde knows it, and its billing customer id if it is one. */
+export interface BillingLookup {
+  found: boolean
+  customerId: string | null
 }
 
 /** Management API calls over one pool and one token. */
@@ -71,22 +78,32 @@ export class KindeApi {
 
   /** A user's billing customer id; `null` when Kinde knows no such user or it has none. */
   async userCustomerId (userId: string): Promise<string | null> {
-    const body = await this.#lookUp('user look-up', `/api/v1/user?id=${encodeURIComponent(userId)}&expand=billing`)
-    return stringOrNull((body as { billing?: { customer_id?: unknown } } | null)?.billing?.customer_id)
+    return (await this.userBilling(userId)).customerId
   }
 
   /** An organization's billing customer id; `null` when Kinde knows no such organization or it has none. */
   async orgCustomerId (orgCode: string): Promise<string | null> {
-    const body = await this.#lookUp('organization look-up', `/api/v1/organization?code=${encodeURIComponent(orgCode)}&expand=billing`)
-    return stringOrNull((body as { billing?: { billing_customer_id?: unknown } } | null)?.billing?.billing_customer_id)
+    return (await this.orgBilling(orgCode)).customerId
   }
 
-  /** Every agreement of a customer that includes `feature`, following pagination. */
-  async agreements (customerId: string, feature: string): Promise<Agreement[]> {
+  /** Whether Kinde knows the user, and its billing customer id: `doctor` says which of the two is missing. */
+  async userBilling (userId: string): Promise<BillingLookup> {
+    const body = await this.#lookUp('user look-up', `/api/v1/user?id=${encodeURIComponent(userId)}&expand=billing`)
+    return { found: body !== null, customerId: stringOrNull((body as { billing?: { customer_id?: unknown } } | null)?.billing?.customer_id) }
+  }
+
+  /** Whether Kinde knows the organization, and its billing customer id (`billing_customer_id`, not `customer_id`). */
+  async orgBilling (orgCode: string): Promise<BillingLookup> {
+    const body = await this.#lookUp('organization look-up', `/api/v1/organization?code=${encodeURIComponent(orgCode)}&expand=billing`)
+    return { found: body !== null, customerId: stringOrNull((body as { billing?: { billing_customer_id?: unknown } } | null)?.billing?.billing_customer_id) }
+  }
+
+  /** Every agreement of a customer that includes `feature` (every one without it), following pagination. */
+  async agreements (customerId: string, feature?: string): Promise<Agreement[]> {
     const all: Agreement[] = []
     let after: string | undefined
     do {
-      const query = new URLSearchParams({ customer_id: customerId, feature_code: feature, page_size: '100' })
+      const query = new URLSearchParams({ customer_id: customerId, ...(feature === undefined ? {} : { feature_code: feature }), page_size: '100' })
       if (after !== undefined) query.set('starting_after', after)
       const body = await this.#lookUp('agreements look-up', `/api/v1/billing/agreements?${query.toString()}`) as
         { agreements?: Agreement[], has_more?: boolean } | null

@@ -191,8 +191,11 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
   })
 }
 
-/** Accepts `acme.kinde.com`, `https://acme.kinde.com/` or `http://127.0.0.1:PORT`; returns the origin. */
-function resolveOrigin (domain: unknown): string {
+/**
+ * Accepts `acme.kinde.com`, `https://acme.kinde.com/` or `http://127.0.0.1:PORT`; returns the origin.
+ * @throws InvalidOptionError naming `domain` when it is missing or not a bare domain.
+ */
+export function resolveOrigin (domain: unknown): string {
   if (!nonEmptyString(domain)) {
     throw new InvalidOptionError('domain', 'is required (or set KINDE_DOMAIN), e.g. "https://acme.kinde.com"')
   }

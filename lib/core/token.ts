@@ -16,6 +16,8 @@ export class TokenProvider {
   #fetching: Promise<string> | undefined
   /** Tokens fetched from Kinde's token endpoint so far. */
   fetched = 0
+  /** Scopes the last fetched token carries, as the token answer's `scope` lists them; `undefined` when it lists none. */
+  scopes: string[] | undefined
 
   constructor (config: MeteringConfig, http: KindeHttp) {
     this.#config = config
@@ -68,13 +70,15 @@ export class TokenProvider {
     } catch (error) {
       throw new TokenError(`token request to ${this.#config.origin}/oauth2/token failed: ${(error as HttpFailure).message}`, undefined, { cause: error })
     }
-    const body = answer.body as { access_token?: unknown, expires_in?: unknown, error?: unknown, error_description?: unknown }
+    const body = answer.body as { access_token?: unknown, expires_in?: unknown, error?: unknown, error_description?: unknown, scope?: unknown }
     if (answer.status !== 200 || typeof body?.access_token !== 'string') {
       // Kinde's OAuth error fields describe the problem without echoing the secret.
-      const reason = typeof body?.error === 'string' ? [body.error, body.error_description].filter(Boolean).join(': ') : 'no access_token in the answer'
-      throw new TokenError(`token request was refused with HTTP ${answer.status} (${reason}); check clientId, clientSecret and that the M2M app is authorized for the Management API`, answer.status)
+      const oauthError = typeof body?.error === 'string' ? body.error : undefined
+      const reason = oauthError !== undefined ? [body.error, body.error_description].filter(Boolean).join(': ') : 'no access_token in the answer'
+      throw new TokenError(`token request was refused with HTTP ${answer.status} (${reason}); check clientId, clientSecret and that the M2M app is authorized for the Management API`, answer.status, { oauthError })
     }
     this.fetched++
+    this.scopes = typeof body.scope === 'string' ? body.scope.split(' ').filter(Boolean) : undefined
     const lifetime = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in * 1000 : 3_600_000
     // Refresh a little early (a tenth of the lifetime, at most a minute) so a send never carries a token that expires in flight.
     this.#refreshAt = Date.now() + lifetime - Math.min(60_000, lifetime / 10)

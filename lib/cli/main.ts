@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+/** The `kinde-metering` executable (package.json `bin`). */
+import { runCli } from './run.js'
+
+void runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(code => {
+  process.exitCode = code
+})
