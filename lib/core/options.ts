@@ -6,6 +6,7 @@ import { InvalidOptionError } from './errors.js'
 import type { CustomerRef, Logger, OnDrop } from './types.js'
 import type { UsageStore } from './store.js'
 import { resolveJournalConfig, type JournalConfig, type JournalOptions } from './journal.js'
+import { resolveDeadLetterConfig, type DeadLetterConfig, type DeadLetterOptions } from './dead-letter.js'
 
 /** How `ambiguous` failures (the record may or may not have been applied) are handled. */
 export type AmbiguousPolicy = 'retry' | 'drop'
@@ -107,6 +108,12 @@ export interface MeteringOptions<Request = unknown> {
    * is delivered by the next one started on the same directory. Default: none (memory only).
    */
   journal?: JournalOptions
+  /**
+   * Keeps every record reported dropped (before `onDrop` is called) as a line in a file of
+   * `deadLetter.dir`, for `kinde-metering replay` to deliver later; `false` keeps none. Default:
+   * the folder `dead-letter` of `journal.dir` with option `journal`, else none.
+   */
+  deadLetter?: DeadLetterOptions | false
 }
 
 /** The validated configuration the core runs with. */
@@ -127,6 +134,7 @@ export interface MeteringConfig {
   readonly agreementCacheTtl: number
   readonly agreementCacheSize: number
   readonly journal: JournalConfig | undefined
+  readonly deadLetter: DeadLetterConfig | undefined
 }
 
 const defaultCountStatus = (statusCode: number): boolean => statusCode < 400
@@ -154,6 +162,7 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
   const retry = options.retry ?? {}
   if (typeof retry !== 'object') throw new InvalidOptionError('retry', 'must be an object')
   const baseDelay = positiveNumber('retry.baseDelay', retry.baseDelay, 200)
+  const journal = resolveJournalConfig(options.journal, options.store?.shared === true)
   return Object.freeze({
     origin,
     credentials,
@@ -176,7 +185,8 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
     }),
     agreementCacheTtl: positiveNumber('agreementCacheTtl', options.agreementCacheTtl, 600_000), // 10 min
     agreementCacheSize: positiveInteger('agreementCacheSize', options.agreementCacheSize, 10_000),
-    journal: resolveJournalConfig(options.journal, options.store?.shared === true)
+    journal,
+    deadLetter: resolveDeadLetterConfig(options.deadLetter, journal)
   })
 }
 
