@@ -10,7 +10,7 @@
  * - `M` records Kinde accepted on replay: never sent again.
  */
 import { randomUUID } from 'node:crypto'
-import { readdir, readFile } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeChecksummed, encodeChecksummed } from './journal-format.js'
 import type { CustomerRef, DroppedRecord, DropReason } from './types.js'
@@ -91,11 +91,22 @@ export function deadRecordOf (record: DroppedRecord & { meterType?: string }, re
   return line
 }
 
-/** Encodes lines for appending. */
-export function encodeDeadLetter (lines: DeadLetterLine[]): string {
+/**
+ * Appends `lines` to the file `name` of `dir` (both created if missing) in one write, flushed to
+ * the disk before it resolves: a crash leaves at most a torn last line. The file is opened at
+ * each write (drops are few): a directory removed or remounted meanwhile is made again.
+ */
+export async function appendDeadLetter (dir: string, name: string, lines: DeadLetterLine[]): Promise<void> {
   let text = ''
   for (const line of lines) text += encodeChecksummed(line)
-  return text
+  await mkdir(dir, { recursive: true })
+  const handle = await open(join(dir, name), 'a')
+  try {
+    await handle.appendFile(text)
+    await handle.datasync()
+  } finally {
+    await handle.close()
+  }
 }
 
 /** Reads every dead-letter file in `dir`; a directory that does not exist holds nothing. */

@@ -7,10 +7,9 @@
  * flushed to the disk. A directory that cannot be written is logged once and counted; the records
  * still reach `onDrop` and the log.
  */
-import { mkdir, open } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { addMicros, formatMicros, parseMicros, type Micros } from './decimal.js'
-import { deadLetterFile, deadRecordOf, encodeDeadLetter, readDeadLetter, type DeadRecord } from './dead-letter-file.js'
+import { appendDeadLetter, deadLetterFile, deadRecordOf, readDeadLetter, type DeadRecord } from './dead-letter-file.js'
 import { InvalidOptionError } from './errors.js'
 import { newOwnerId } from './journal-files.js'
 import type { JournalConfig } from './journal.js'
@@ -79,7 +78,6 @@ export class DeadLetter {
     shutdown: { records: 0, micros: 0 }
   }
 
-  #queue: DeadRecord[] = []
   #writing: Promise<void> = Promise.resolve()
   #writeErrors = 0
   #lastError: string | null = null
@@ -88,7 +86,7 @@ export class DeadLetter {
 
   constructor (config: DeadLetterConfig, logger: Logger) {
     this.#dir = config.dir
-    this.#file = join(config.dir, deadLetterFile(newOwnerId()))
+    this.#file = deadLetterFile(newOwnerId())
     this.#logger = logger
     // What earlier processes left counts in stats(); a directory that cannot be read shows at the first write.
     this.#writing = readDeadLetter(this.#dir).then(
@@ -96,11 +94,15 @@ export class DeadLetter {
       () => {})
   }
 
-  /** Queues `records` dropped for `reason`; they are written in the background, in order. Never throws. */
-  append (records: Array<DroppedRecord & { meterType?: string }>, reason: DropReason): void {
+  /**
+   * Queues `records` dropped for `reason`; they are written in the background, in order. Never
+   * throws; resolves once they are on disk, or failed to get there (counted and logged).
+   */
+  append (records: Array<DroppedRecord & { meterType?: string }>, reason: DropReason): Promise<void> {
     const time = new Date().toISOString()
-    for (const record of records) this.#queue.push(deadRecordOf(record, reason, time))
-    this.#writing = this.#writing.then(() => this.#write())
+    const lines = records.map(record => deadRecordOf(record, reason, time))
+    this.#writing = this.#writing.then(() => this.#write(lines))
+    return this.#writing
   }
 
   /** Resolves once everything appended so far is on disk, or failed to get there (counted and logged). */
@@ -118,21 +120,10 @@ export class DeadLetter {
     return { dir: this.#dir, state: this.#failing ? 'failing' : 'open', byReason, writeErrors: this.#writeErrors, lastError: this.#lastError }
   }
 
-  /** Appends every queued line in one write, flushed to the disk: a crash leaves at most a torn last line. */
-  async #write (): Promise<void> {
-    const lines = this.#queue
-    if (lines.length === 0) return
-    this.#queue = []
+  /** Appends the lines of one report in one write. */
+  async #write (lines: DeadRecord[]): Promise<void> {
     try {
-      // Opened at each write (drops are few): a directory removed or remounted meanwhile is made again.
-      await mkdir(this.#dir, { recursive: true })
-      const handle = await open(this.#file, 'a')
-      try {
-        await handle.appendFile(encodeDeadLetter(lines))
-        await handle.datasync()
-      } finally {
-        await handle.close()
-      }
+      await appendDeadLetter(this.#dir, this.#file, lines)
     } catch (error) {
       this.#failed(error as NodeJS.ErrnoException, lines)
       return

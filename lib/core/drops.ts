@@ -59,7 +59,12 @@ export class DropReporter {
     }
     this.#counters.dropped[reason].add(records.length, micros)
     this.#log(records, reason, micros)
-    this.#deadLetter?.append(records, reason)
+    if (this.#deadLetter === undefined) this.#handOver(records, reason)
+    // The dead letter holds the records before onDrop sees them: whatever onDrop does, they are kept.
+    else void this.#deadLetter.append(records, reason).then(() => { this.#handOver(records, reason) })
+  }
+
+  #handOver (records: DroppedRecord[], reason: DropReason): void {
     if (this.#onDrop === undefined) return
     try {
       this.#onDrop(records, reason)
