@@ -263,7 +263,8 @@ function entryOf (record: DeadRecord, micros: Micros): UsageEntry {
   return { kind: REF_FIELDS.indexOf(field) as RefKind, id: (record.customer as Record<string, string>)[field], feature: record.feature, micros, at }
 }
 
-function partOf (micros: Micros, record: DeadRecord, agreementId = record.agreementId): Part {
+function partOf (micros: Micros, record: DeadRecord,
+  agreementId = record.agreementId ?? (record.customer as { agreementId?: string }).agreementId): Part {
   return agreementId !== undefined
     ? { agreementId, feature: record.feature, meterType: record.meterType, micros }
     : { customer: record.customer, feature: record.feature, meterType: record.meterType, micros }
