@@ -61,26 +61,28 @@ t.before(() => {
 t.test('Kinde back: replay delivers the dead letter exactly, one record per pair; a second replay sends nothing', async t => {
   const kinde = await emulator(t)
   const dir = t.testdir()
+  // Two processes shut down while Kinde was down: the same pair is dead-lettered by both.
   await deadLetterOf(t, kinde, dir, [
     [{ agreementId: 'agr_1' }, 'searches', 1.1],
-    [{ agreementId: 'agr_1' }, 'searches', 2.2],
     [{ agreementId: 'agr_2' }, 'searches', 0.000001],
     [{ customerId: 'cus_3' }, 'egress_bytes', 5]
   ])
+  await deadLetterOf(t, kinde, dir, [[{ agreementId: 'agr_1' }, 'searches', 2.2]])
   const pairs = ['agr_1/searches', 'agr_2/searches', 'agr_3/egress_bytes']
   t.same(applied(kinde, pairs), { 'agr_1/searches': '0', 'agr_2/searches': '0', 'agr_3/egress_bytes': '0' }, 'nothing applied while Kinde was down')
   const sendsBefore = kinde.calls.meter_usage
+  const tokensBefore = kinde.calls.token
 
-  const dry = await run(process.execPath, [MAIN, 'replay', dir, '--dry-run'], { cwd: ROOT, env: plainEnv(kindeEnv(kinde)) })
+  const dry = await replayHere([dir, '--dry-run'], kindeEnv(kinde))
   t.equal(dry.code, 0)
-  t.match(dry.stdout, 'would send: agreement agr_1, feature searches, delta 3.3 (1 record(s))')
+  t.match(dry.stdout, 'would send: agreement agr_1, feature searches, delta 3.3 (2 record(s))')
   t.match(dry.stdout, 'would send: customer {"customerId":"cus_3"}, feature egress_bytes, delta 5 (1 record(s))')
   t.equal(kinde.calls.meter_usage, sendsBefore, 'a dry run sends nothing')
-  t.equal(kinde.calls.token, 1, 'a dry run does not even fetch a token')
+  t.equal(kinde.calls.token, tokensBefore, 'a dry run does not even fetch a token')
 
   const first = await run(process.execPath, [MAIN, 'replay', dir], { cwd: ROOT, env: plainEnv(kindeEnv(kinde)) })
   t.equal(first.code, 0, first.stderr)
-  t.match(first.stdout, 'replayed 3 record(s), 8.300001 unit(s), in 3 send(s)')
+  t.match(first.stdout, 'replayed 4 record(s), 8.300001 unit(s), in 3 send(s)')
   t.same(applied(kinde, pairs), { 'agr_1/searches': '3.3', 'agr_2/searches': '0.000001', 'agr_3/egress_bytes': '5' }, 'totals equal served, per pair')
   t.equal(kinde.records.filter(record => record.applied).length, 3, 'one record per pair')
 
@@ -91,7 +93,7 @@ t.test('Kinde back: replay delivers the dead letter exactly, one record per pair
   t.equal(kinde.calls.meter_usage, sendsAfter, 'a second replay sends nothing')
   const contents = await readDeadLetter(dir)
   t.same(contents.records, [])
-  t.equal(contents.replayed, 3)
+  t.equal(contents.replayed, 4)
 
   const later = coreOn(t, kinde, { deadLetter: { dir } })
   await later.close()
@@ -124,6 +126,35 @@ t.test('records for a feature missing from the plan are rejected on replay, stay
     remaining: [{ agreementId: 'agr_1', feature: 'not_in_plan', meterType: 'delta', records: 1, units: '2.5', why: /^rejected: / }]
   })
   t.equal(kinde.usage('agr_2', 'searches'), '4', 'the accepted record was not sent again')
+})
+
+t.test('a record the plugin rejected stays rejected on replay; once the plan includes the feature, replay delivers it', async t => {
+  const kinde = await emulator(t)
+  const dir = t.testdir()
+  const core = coreOn(t, kinde, { deadLetter: { dir } })
+  core.record({ agreementId: 'agr_1' }, 'seats', 3)
+  await core.close()
+  t.match((await readDeadLetter(dir)).records, [{ reason: 'rejected', agreementId: 'agr_1', error: { status: 400 } }])
+  const refused = await replayHere([dir], kindeEnv(kinde))
+  t.equal(refused.code, 1)
+  t.match(refused.stdout, /remaining: agreement agr_1, feature seats, delta 3 \(1 record\(s\)\): rejected: .*FEATURE_NOT_FOUND/)
+  kinde.addAgreement({ id: 'agr_1', customerId: 'cus_1', features: ['searches', 'seats'] })
+  t.equal((await replayHere([dir], kindeEnv(kinde))).code, 0)
+  t.equal(kinde.usage('agr_1', 'seats'), '3')
+})
+
+t.test('a customer without an agreement stays no_agreement until it has one; replay then delivers its usage', async t => {
+  const kinde = await emulator(t)
+  const dir = t.testdir()
+  const core = coreOn(t, kinde, { deadLetter: { dir } })
+  core.record({ customerId: 'cus_new' }, 'searches', 0.5)
+  await core.close()
+  const waiting = await replayHere([dir], kindeEnv(kinde))
+  t.equal(waiting.code, 1)
+  t.match(waiting.stdout, 'remaining: customer {"customerId":"cus_new"}, feature searches, delta 0.5 (1 record(s)): no_agreement: no active Kinde agreement')
+  kinde.addAgreement({ id: 'agr_new', customerId: 'cus_new', features: ['searches'] })
+  t.equal((await replayHere([dir, '--reason', 'no_agreement'], kindeEnv(kinde))).code, 0)
+  t.equal(kinde.usage('agr_new', 'searches'), '0.5')
 })
 
 t.test('a customer that still cannot be looked up stays pending with its reason, and replay says so', async t => {

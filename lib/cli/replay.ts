@@ -12,7 +12,6 @@ import { parseMicros, addMicros, formatMicros, type Micros } from '../core/decim
 import { appendDeadLetter, deadLetterFile, readDeadLetter, type DeadLetterLine, type DeadRecord } from '../core/dead-letter-file.js'
 import { Delivery } from '../core/delivery.js'
 import { DropReporter, type Undeliverable } from '../core/drops.js'
-import { InvalidOptionError } from '../core/errors.js'
 import { SendGate } from '../core/gate.js'
 import { KindeHttp } from '../core/http.js'
 import { newOwnerId } from '../core/journal-files.js'
@@ -96,8 +95,8 @@ export async function replay (argv: string[], io: CommandIo): Promise<number> {
       config = resolveConfig({ domain: args.domain, clientId: args.clientId, clientSecret: args.clientSecret }, io.env)
     }
   } catch (error) {
-    if (!(error instanceof UsageError || error instanceof InvalidOptionError)) throw error
-    io.stderr.write(`kinde-metering replay: ${error.message}\n${REPLAY_USAGE}`)
+    // A usage error, an unreadable directory, or an InvalidOptionError naming the missing credential.
+    io.stderr.write(`kinde-metering replay: ${(error as Error).message}\n${REPLAY_USAGE}`)
     return 2
   }
   const { sendable, unsendable } = classify(selected)
@@ -249,10 +248,11 @@ async function send (dir: string, records: Array<{ record: DeadRecord, micros: M
   }
 }
 
+/** Why a record failed again: Kinde's answer, or (no_agreement, which has none) what is missing. */
 function whyFailed (reason: DropReason, error: Undeliverable['error']): string {
-  if (error === undefined) return reason === 'no_agreement' ? 'no_agreement: no active Kinde agreement includes this feature for this customer' : reason
-  const body = error.body === undefined ? '' : ` ${JSON.stringify(error.body)}`
-  return `${reason}: ${error.message}${body}`
+  if (error === undefined) return 'no_agreement: no active Kinde agreement includes this feature for this customer'
+  // JSON.stringify gives undefined for an absent body, and join() leaves it out.
+  return [`${reason}:`, error.message, JSON.stringify(error.body)].join(' ').trimEnd()
 }
 
 /** The entry the delivery sends for a record: its agreement when it was resolved, else its customer, re-resolved. */
@@ -294,7 +294,8 @@ function describe (group: Group): string {
 function stderrLogger (io: CommandIo): Logger {
   const write = (level: string) => (obj: object, msg?: string) => {
     const err = (obj as { err?: Error }).err
-    io.stderr.write(`${level}: ${msg ?? ''}${err === undefined ? '' : ` (${err.message})`}\n`)
+    // join() leaves an absent message out.
+    io.stderr.write(`${[`${level}:`, msg].join(' ')}${err === undefined ? '' : ` (${err.message})`}\n`)
   }
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') }
 }
