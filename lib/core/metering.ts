@@ -351,6 +351,7 @@ export class Metering {
     if (this.#journal === undefined) return
     const recovered = await this.#journal.recover()
     this.#drops.report(recovered.ambiguous, 'ambiguous')
+    await this.#deadLetter?.written()
     if (recovered.pending.entries.length > 0) await this.#store.add(recovered.pending)
   }
 
