@@ -187,7 +187,7 @@ t.test('a record this version cannot send (another meter type, a damaged value) 
     cannotSend: [{ meterType: 'gauge', why: 'meter type "gauge" cannot be sent by this version' }, { why: 'value "ten" is not a decimal amount' }]
   })
   const text = await replayHere([dir, '--dry-run'])
-  t.match(text.stdout, 'cannot send: agreement agr_1, feature searches, gauge 0 (1 record(s)): meter type "gauge" cannot be sent by this version')
+  t.match(text.stdout, 'cannot send: agreement agr_1, feature searches, gauge 10 (1 record(s)): meter type "gauge" cannot be sent by this version')
   const sent = await replayHere([dir], kindeEnv(kinde))
   t.equal(sent.code, 1)
   t.match(sent.stdout, 'value "ten" is not a decimal amount')

@@ -84,18 +84,21 @@ export async function replay (argv: string[], io: CommandIo): Promise<number> {
   let args: ReplayArgs
   let config: MeteringConfig | undefined
   let selected: DeadRecord[]
+  /** This run's own file, for its marks and notes. */
+  const file = deadLetterFile(newOwnerId())
   try {
     args = parseReplayArgs(argv)
     const contents = await readDeadLetter(args.dir).catch((error: Error) => {
       throw new UsageError(`cannot read the dead letter in ${args.dir}: ${error.message}`)
     })
     selected = contents.records.filter(record => args.reasons.size === 0 || args.reasons.has(record.reason))
-    // Credentials are checked before anything is sent, and only when something is to be sent.
+    // Credentials, and that marks can be written, are checked before anything is sent (and only then).
     if (!args.dryRun && selected.length > 0) {
       config = resolveConfig({ domain: args.domain, clientId: args.clientId, clientSecret: args.clientSecret }, io.env)
+      await appendDeadLetter(args.dir, file, [])
     }
   } catch (error) {
-    // A usage error, an unreadable directory, or an InvalidOptionError naming the missing credential.
+    // A usage error, an unreadable directory, an InvalidOptionError naming the missing credential, a file that cannot be written.
     io.stderr.write(`kinde-metering replay: ${(error as Error).message}\n${REPLAY_USAGE}`)
     return 2
   }
@@ -112,7 +115,7 @@ export async function replay (argv: string[], io: CommandIo): Promise<number> {
   }
   const outcome = config === undefined
     ? { replayed: { records: 0, units: '0', sends: 0 }, remaining: [] }
-    : await send(args.dir, sendable, unsendable, config, io)
+    : await send(args.dir, file, sendable, unsendable, config, io)
   if (args.json) {
     io.stdout.write(JSON.stringify(outcome) + '\n')
   } else {
@@ -180,17 +183,17 @@ function classify (records: DeadRecord[]): { sendable: Array<{ record: DeadRecor
   const unsendable: Part[] = []
   for (const record of records) {
     const micros = parseMicros(record.value)
-    if (!SENDABLE_TYPES.has(record.meterType)) {
-      unsendable.push({ ...partOf(0, record), why: `meter type ${JSON.stringify(record.meterType)} cannot be sent by this version` })
-    } else if (micros === -1) {
-      unsendable.push({ ...partOf(0, record), why: `value ${JSON.stringify(record.value)} is not a decimal amount` })
-    } else sendable.push({ record, micros })
+    const why = !SENDABLE_TYPES.has(record.meterType)
+      ? `meter type ${JSON.stringify(record.meterType)} cannot be sent by this version`
+      : micros === -1 ? `value ${JSON.stringify(record.value)} is not a decimal amount` : undefined
+    if (why === undefined) sendable.push({ record, micros })
+    else unsendable.push({ ...partOf(micros === -1 ? 0 : micros, record), why })
   }
   return { sendable, unsendable }
 }
 
 /** Sends records through the plugin's delivery, marking each accepted one and noting each failed one. */
-async function send (dir: string, records: Array<{ record: DeadRecord, micros: Micros }>, unsendable: Part[],
+async function send (dir: string, file: string, records: Array<{ record: DeadRecord, micros: Micros }>, unsendable: Part[],
   config: MeteringConfig, io: CommandIo): Promise<SendOutcome> {
   const logger = stderrLogger(io)
   const counters = new Counters()
@@ -198,9 +201,8 @@ async function send (dir: string, records: Array<{ record: DeadRecord, micros: M
   const api = new KindeApi(http, new TokenProvider(config, http))
   const drops = new ReplayDrops(counters, logger, undefined, config.agreementCacheTtl)
   const delivery = new Delivery(config, api, new AgreementResolver(api, config), new SendGate(config.maxRequestsPerSecond), counters, drops, logger)
-  const file = deadLetterFile(newOwnerId())
   let writes = Promise.resolve()
-  // One write at a time, in order; a failed write fails the run (the mark would be lost).
+  // One write at a time, in order; a failed write fails the run.
   const append = (lines: DeadLetterLine[]): Promise<void> => (writes = writes.then(() => appendDeadLetter(dir, file, lines)))
 
   const remaining: Part[] = [...unsendable]
@@ -240,7 +242,6 @@ async function send (dir: string, records: Array<{ record: DeadRecord, micros: M
     })
   }
   if (failed.length > 0) await append(failed)
-  await writes
   await http.close()
   return {
     replayed: { records: replayedRecords, units: formatMicros(replayedMicros), sends: result.sent },

@@ -46,7 +46,7 @@ export interface DeadLetterStats {
 }
 
 /** Folder of the journal's directory the dead letter goes to by default. */
-export const DEAD_LETTER_IN_JOURNAL = 'dead-letter'
+const DEAD_LETTER_IN_JOURNAL = 'dead-letter'
 
 /**
  * Validates option `deadLetter`; with `journal` set and `deadLetter` absent, the dead letter is
@@ -78,7 +78,7 @@ export class DeadLetter {
     shutdown: { records: 0, micros: 0 }
   }
 
-  #writing: Promise<void> = Promise.resolve()
+  #writing: Promise<void>
   #writeErrors = 0
   #lastError: string | null = null
   #failing = false
