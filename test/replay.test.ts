@@ -13,7 +13,7 @@ import type { CustomerRef } from '../lib/index.js'
 import type { KindeEmulator } from '../lib/testing.js'
 import { replay, REPLAY_USAGE } from '../lib/cli/replay.js'
 import { appendDeadLetter, readDeadLetter } from '../lib/core/dead-letter-file.js'
-import { coreOn, emulator } from './fixtures.js'
+import { coreOn, emulator, meteredApp } from './fixtures.js'
 import { plainEnv, run } from './helpers/processes.js'
 import { waitFor } from './helpers/redis-server.js'
 
@@ -61,12 +61,18 @@ t.before(() => {
 t.test('Kinde back: replay delivers the dead letter exactly, one record per pair; a second replay sends nothing', async t => {
   const kinde = await emulator(t)
   const dir = t.testdir()
-  // Two processes shut down while Kinde was down: the same pair is dead-lettered by both.
-  await deadLetterOf(t, kinde, dir, [
-    [{ agreementId: 'agr_1' }, 'searches', 1.1],
-    [{ agreementId: 'agr_2' }, 'searches', 0.000001],
-    [{ customerId: 'cus_3' }, 'egress_bytes', 5]
-  ])
+  // Two processes shut down while Kinde was down: the same pair is dead-lettered by both. The
+  // first is a server, whose requests are metered by the plugin.
+  kinde.fault({ kind: 'status', status: 503, times: 1_000_000 })
+  const app = await meteredApp(t, kinde, { deadLetter: { dir }, shutdownTimeout: 30 })
+  app.get('/search', async (_request, reply) => { reply.meter('searches', 1.1); return 'ok' })
+  app.get('/download', async (_request, reply) => { reply.meter('egress_bytes', 1.25); return 'ok' })
+  app.get('/probe', async (_request, reply) => { reply.meter('searches', 0.000001); return 'ok' })
+  t.equal((await app.inject({ url: '/search', headers: { 'x-agreement': 'agr_1' } })).statusCode, 200)
+  for (let i = 0; i < 4; i++) await app.inject({ url: '/download', headers: { 'x-agreement': 'agr_3' } })
+  await app.inject({ url: '/probe', headers: { 'x-agreement': 'agr_2' } })
+  await app.close()
+  kinde.clearFaults()
   await deadLetterOf(t, kinde, dir, [[{ agreementId: 'agr_1' }, 'searches', 2.2]])
   const pairs = ['agr_1/searches', 'agr_2/searches', 'agr_3/egress_bytes']
   t.same(applied(kinde, pairs), { 'agr_1/searches': '0', 'agr_2/searches': '0', 'agr_3/egress_bytes': '0' }, 'nothing applied while Kinde was down')
@@ -76,7 +82,7 @@ t.test('Kinde back: replay delivers the dead letter exactly, one record per pair
   const dry = await replayHere([dir, '--dry-run'], kindeEnv(kinde))
   t.equal(dry.code, 0)
   t.match(dry.stdout, 'would send: agreement agr_1, feature searches, delta 3.3 (2 record(s))')
-  t.match(dry.stdout, 'would send: customer {"customerId":"cus_3"}, feature egress_bytes, delta 5 (1 record(s))')
+  t.match(dry.stdout, 'would send: agreement agr_3, feature egress_bytes, delta 5 (1 record(s))')
   t.equal(kinde.calls.meter_usage, sendsBefore, 'a dry run sends nothing')
   t.equal(kinde.calls.token, tokensBefore, 'a dry run does not even fetch a token')
 
