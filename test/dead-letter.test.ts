@@ -135,3 +135,20 @@ t.test('option deadLetter is validated at registration, naming the option; with 
   t.equal(off.stats().deadLetter, undefined)
   t.equal(coreOn(t, kinde).stats().deadLetter, undefined, 'no dead letter without journal or deadLetter')
 })
+
+t.test('usage dropped as overflow, and as ambiguous under ambiguous: drop, is kept with its reason', async t => {
+  const kinde = await emulator(t)
+  kinde.fault({ kind: 'status', status: 500 })
+  const dir = t.testdir()
+  const core = coreOn(t, kinde, { deadLetter: { dir }, ambiguous: 'drop', maxPendingKeys: 1 })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  core.record({ agreementId: 'agr_2' }, 'searches', 2)
+  await core.flush()
+  await core.close()
+  const { records } = await readDeadLetter(dir)
+  t.match(records.map(({ customer, reason, value, error }) => ({ customer, reason, value, error })), [
+    { customer: { agreementId: 'agr_2' }, reason: 'overflow', value: '2' },
+    { customer: { agreementId: 'agr_1' }, reason: 'ambiguous', value: '1', error: { status: 500 } }
+  ])
+  t.equal(kinde.usage('agr_1', 'searches'), '0')
+})
