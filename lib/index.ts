@@ -16,6 +16,7 @@ export type { CustomerRef, DropReason, DroppedRecord, OnDrop, Logger, UsageEntry
 export { RefKind } from './core/types.js'
 export type { MeteringStats, FlushOutcome, Tally } from './core/stats.js'
 export type { JournalOptions, JournalStats } from './core/journal.js'
+export type { DeadLetterOptions, DeadLetterStats } from './core/dead-letter.js'
 export type { UsageStore, StorePending, StoreContext } from './core/store.js'
 export { MemoryStore } from './core/store.js'
 export type { UsageBatch } from './core/aggregator.js'

@@ -13,6 +13,8 @@
  */
 import t, { type Test } from 'tap'
 import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { readDeadLetter } from '../lib/core/dead-letter-file.js'
 import { Pool } from 'undici'
 import type { KindeEmulator } from '../lib/testing.js'
 import { emulator } from './fixtures.js'
@@ -123,6 +125,8 @@ for (const [trial, ambiguous] of (['retry', 'drop', 'retry', 'drop'] as const).e
     if (ambiguous === 'drop') t.equal(droppedAmbiguous, inFlightAtKill, 'under drop, what was in flight is reported, not sent again')
     const overAllowed = (ambiguous === 'retry' ? inFlightAtKill : 0) + CONNECTIONS
     t.ok(delta <= overAllowed, `over-count: at most what was in flight at the kill (${overAllowed})`)
-    t.same(await readdir(dir), [], 'every journal was delivered and removed')
+    t.same((await readdir(dir)).filter(name => name !== 'dead-letter'), [], 'every journal was delivered and removed')
+    const deadLettered = (await readDeadLetter(join(dir, 'dead-letter'))).records.reduce((sum, record) => sum + Number(record.value), 0)
+    t.equal(deadLettered, droppedAmbiguous, 'what was reported dropped is in the dead letter')
   })
 }

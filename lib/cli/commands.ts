@@ -1,8 +1,10 @@
 /** The subcommands of `kinde-metering`, by name: adding one is its module plus one line here. */
 import type { CliCommand } from './command.js'
 import { doctor } from './doctor.js'
+import { replayCommand } from './replay.js'
 
 /** Every subcommand, in the order `--help` lists them. */
 export const COMMANDS: Readonly<Record<string, CliCommand>> = {
-  doctor
+  doctor,
+  replay: replayCommand
 }

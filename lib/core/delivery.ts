@@ -39,6 +39,8 @@ export interface DeliveryHooks {
   deadline: () => number
   /** Awaited with the entries of each record before it is first sent (a journal marks them in flight). */
   onSending?: (entries: UsageEntry[]) => Promise<void>
+  /** Awaited with the entries of each record Kinde accepted, before its worker sends another (a replay marks them delivered). */
+  onAccepted?: (entries: UsageEntry[]) => Promise<void>
   /**
    * Called with the entries of each record as soon as it needs no more delivery: Kinde accepted
    * it, or it is reported dropped. Stores and journals forget them at once.
@@ -174,6 +176,7 @@ export class Delivery {
         this.#counters.sent.add(1, item.micros)
         run.result.sent++
         run.onSettled?.(item.sources)
+        await run.onAccepted?.(item.sources)
         return
       }
       if (this.#settleFailure(item, outcome, run)) return

@@ -3,6 +3,7 @@
  * user's `onDrop` with every field needed to replay it. Nothing is dropped silently.
  */
 import { LRUCache } from 'lru-cache'
+import type { DeadLetter } from './dead-letter.js'
 import { addMicros, formatMicros, type Micros } from './decimal.js'
 import type { Counters } from './stats.js'
 import { refOf, type DroppedRecord, type DropReason, type Logger, type OnDrop, type UsageEntry } from './types.js'
@@ -29,12 +30,14 @@ export class DropReporter {
   readonly #onDrop: OnDrop | undefined
   /** (reference, feature) pairs already warned about for `no_agreement`, forgotten after the look-up TTL. */
   readonly #warned: LRUCache<string, true>
+  readonly #deadLetter: DeadLetter | undefined
 
-  constructor (counters: Counters, logger: Logger, onDrop: OnDrop | undefined, warnTtl: number) {
+  constructor (counters: Counters, logger: Logger, onDrop: OnDrop | undefined, warnTtl: number, deadLetter?: DeadLetter) {
     this.#counters = counters
     this.#logger = logger
     this.#onDrop = onDrop
     this.#warned = new LRUCache({ max: 10_000, ttl: warnTtl })
+    this.#deadLetter = deadLetter
   }
 
   /** Reports `items` as dropped for `reason`. */
@@ -56,6 +59,12 @@ export class DropReporter {
     }
     this.#counters.dropped[reason].add(records.length, micros)
     this.#log(records, reason, micros)
+    if (this.#deadLetter === undefined) this.#handOver(records, reason)
+    // The dead letter holds the records before onDrop sees them: whatever onDrop does, they are kept.
+    else void this.#deadLetter.append(records, reason).then(() => { this.#handOver(records, reason) })
+  }
+
+  #handOver (records: DroppedRecord[], reason: DropReason): void {
     if (this.#onDrop === undefined) return
     try {
       this.#onDrop(records, reason)

@@ -58,7 +58,12 @@ export interface DecodedJournal {
 
 /** Encodes one journal line, newline included. */
 export function encodeLine (line: JournalLine): string {
-  const json = JSON.stringify(line)
+  return encodeChecksummed(line)
+}
+
+/** Encodes any JSON value as one checksummed line, newline included (the dead letter writes these too). */
+export function encodeChecksummed (value: unknown): string {
+  const json = JSON.stringify(value)
   return `${checksum(json)}${json}\n`
 }
 
@@ -88,11 +93,19 @@ export function decodeJournal (text: string): DecodedJournal {
  * billion times); one that is not JSON or of a type this version does not know is skipped.
  */
 function decodeRow (row: string): JournalLine | undefined {
+  const line = decodeChecksummed(row) as JournalLine | null | undefined
+  return LINE_TYPES.has(line?.t as string) ? line! : undefined
+}
+
+/**
+ * The value of one checksummed line (without its newline); `undefined` when the checksum does not
+ * match or the text is not JSON.
+ */
+export function decodeChecksummed (row: string): unknown {
   const json = row.slice(9)
   if (row.slice(0, 9) !== checksum(json)) return undefined
   try {
-    const line = JSON.parse(json) as JournalLine
-    return LINE_TYPES.has(line.t) ? line : undefined
+    return JSON.parse(json)
   } catch {
     return undefined
   }

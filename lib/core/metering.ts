@@ -5,6 +5,7 @@
  */
 import { Aggregator } from './aggregator.js'
 import { addMicros, formatMicros, isZero, toMicros } from './decimal.js'
+import { DeadLetter } from './dead-letter.js'
 import { Delivery } from './delivery.js'
 import { DropReporter } from './drops.js'
 import { SendGate, sleep } from './gate.js'
@@ -50,6 +51,7 @@ export class Metering {
   readonly #timer: NodeJS.Timeout
   readonly #syncTimer: NodeJS.Timeout | undefined
   readonly #journal: Journal | undefined
+  readonly #deadLetter: DeadLetter | undefined
   readonly #ready: Promise<void>
   /** Pairs the local aggregator may hold: maxPendingKeys less what the store already holds. */
   #capacity: number
@@ -74,7 +76,8 @@ export class Metering {
     this.#tokens = new TokenProvider(this.config, this.#http)
     const api = new KindeApi(this.#http, this.#tokens)
     this.#resolver = new AgreementResolver(api, this.config)
-    this.#drops = new DropReporter(this.#counters, this.#logger, this.config.onDrop, this.config.agreementCacheTtl)
+    this.#deadLetter = this.config.deadLetter && new DeadLetter(this.config.deadLetter, this.#logger)
+    this.#drops = new DropReporter(this.#counters, this.#logger, this.config.onDrop, this.config.agreementCacheTtl, this.#deadLetter)
     this.#delivery = new Delivery(this.config, api, this.#resolver, new SendGate(this.config.maxRequestsPerSecond),
       this.#counters, this.#drops, this.#logger)
     this.#store.attach?.({
@@ -233,7 +236,8 @@ export class Metering {
       lookups: { ...this.#resolver.lookups },
       tokensFetched: this.#tokens.fetched,
       lastFlush: this.#counters.lastFlush,
-      journal: this.#journal?.stats()
+      journal: this.#journal?.stats(),
+      deadLetter: this.#deadLetter?.stats()
     }
   }
 
@@ -283,6 +287,7 @@ export class Metering {
     const { entries } = (await this.#store.take())!
     this.#drops.report(entries.map(entry => ({ entry })), 'shutdown')
     await this.#store.settle()
+    await this.#deadLetter?.written()
     await this.#journal?.settled(entries, [])
     return entries.length
   }
@@ -324,6 +329,8 @@ export class Metering {
         outcome.pending = result.leftover.entries.length
         if (outcome.pending > 0) await this.#store.putBack(result.leftover)
         await this.#store.settle()
+        // The journal forgets dropped usage only once the dead letter holds it.
+        await this.#deadLetter?.written()
         await this.#journal?.settled(batch.entries, result.leftover.entries)
       }
     } catch (error) {
@@ -371,6 +378,7 @@ export class Metering {
     if (this.#journal === undefined) return
     const recovered = await this.#journal.recover()
     this.#drops.report(recovered.ambiguous, 'ambiguous')
+    await this.#deadLetter?.written()
     if (recovered.pending.entries.length > 0) await this.#store.add(recovered.pending)
   }
 

@@ -7,6 +7,7 @@ import { rejectUnknownKeys } from './option-keys.js'
 import type { CustomerRef, Logger, OnDrop } from './types.js'
 import type { UsageStore } from './store.js'
 import { resolveJournalConfig, type JournalConfig, type JournalOptions } from './journal.js'
+import { resolveDeadLetterConfig, type DeadLetterConfig, type DeadLetterOptions } from './dead-letter.js'
 
 /** How `ambiguous` failures (the record may or may not have been applied) are handled. */
 export type AmbiguousPolicy = 'retry' | 'drop'
@@ -108,6 +109,12 @@ export interface MeteringOptions<Request = unknown> {
    * is delivered by the next one started on the same directory. Default: none (memory only).
    */
   journal?: JournalOptions
+  /**
+   * Keeps every record reported dropped (before `onDrop` is called) as a line in a file of
+   * `deadLetter.dir`, for `kinde-metering replay` to deliver later; `false` keeps none. Default:
+   * the folder `dead-letter` of `journal.dir` with option `journal`, else none.
+   */
+  deadLetter?: DeadLetterOptions | false
 }
 
 /** The validated configuration the core runs with. */
@@ -128,6 +135,7 @@ export interface MeteringConfig {
   readonly agreementCacheTtl: number
   readonly agreementCacheSize: number
   readonly journal: JournalConfig | undefined
+  readonly deadLetter: DeadLetterConfig | undefined
 }
 
 const defaultCountStatus = (statusCode: number): boolean => statusCode < 400
@@ -136,7 +144,7 @@ const defaultCountStatus = (statusCode: number): boolean => statusCode < 400
 const OPTION_KEYS: ReadonlyArray<keyof MeteringOptions> = [
   'domain', 'clientId', 'clientSecret', 'accessToken', 'customer', 'flushInterval', 'shutdownTimeout',
   'concurrency', 'requestTimeout', 'countStatus', 'onDrop', 'ambiguous', 'maxPendingKeys',
-  'maxRequestsPerSecond', 'retry', 'agreementCacheTtl', 'agreementCacheSize', 'logger', 'store', 'journal'
+  'maxRequestsPerSecond', 'retry', 'agreementCacheTtl', 'agreementCacheSize', 'logger', 'store', 'journal', 'deadLetter'
 ]
 const RETRY_KEYS: ReadonlyArray<keyof NonNullable<MeteringOptions['retry']>> = ['attempts', 'baseDelay', 'maxDelay']
 
@@ -165,6 +173,7 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
   if (retry === null || typeof retry !== 'object') throw new InvalidOptionError('retry', 'must be an object')
   rejectUnknownKeys(retry, RETRY_KEYS, 'retry.')
   const baseDelay = positiveNumber('retry.baseDelay', retry.baseDelay, 200)
+  const journal = resolveJournalConfig(options.journal, options.store?.shared === true)
   return Object.freeze({
     origin,
     credentials,
@@ -187,7 +196,8 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
     }),
     agreementCacheTtl: positiveNumber('agreementCacheTtl', options.agreementCacheTtl, 600_000), // 10 min
     agreementCacheSize: positiveInteger('agreementCacheSize', options.agreementCacheSize, 10_000),
-    journal: resolveJournalConfig(options.journal, options.store?.shared === true)
+    journal,
+    deadLetter: resolveDeadLetterConfig(options.deadLetter, journal)
   })
 }
 

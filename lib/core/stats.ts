@@ -2,6 +2,7 @@
  * Counters of everything that happened to usage, kept by the core and read through `stats()`.
  */
 import { addMicros, formatMicros, type Micros } from './decimal.js'
+import type { DeadLetterStats } from './dead-letter.js'
 import type { JournalStats } from './journal.js'
 import type { DropReason } from './types.js'
 
@@ -57,6 +58,8 @@ export interface MeteringStats {
   lastFlush: FlushOutcome | null
   /** The journal's state and counters, with option `journal`. */
   journal?: JournalStats
+  /** The dead letter's size and state, with option `deadLetter` (or `journal`). */
+  deadLetter?: DeadLetterStats
 }
 
 /** A mutable tally in micros. */
