@@ -53,9 +53,10 @@ interface Take {
   settling: boolean
 }
 
+/** The sum of the deltas among `entries`: an absolute value is a level, not an amount. */
 function total (entries: UsageEntry[], start: Micros = 0): Micros {
   let sum = start
-  for (const entry of entries) sum = addMicros(sum, entry.micros)
+  for (const entry of entries) if (entry.absolute !== true) sum = addMicros(sum, entry.micros)
   return sum
 }
 
@@ -268,7 +269,7 @@ export class RedisStore implements UsageStore {
       const outgoing = this.#outbox[0]
       try {
         await this.#redis.run(MERGE_BATCH, [this.#keys.live, this.#keys.seen],
-          [outgoing.number, SEEN_TTL, outgoing.oldest, ...encodeEntries(outgoing.entries)])
+          [outgoing.number, SEEN_TTL, outgoing.oldest, ...encodeEntries(outgoing.entries, this.instanceId)])
       } catch {
         this.#retry ??= setTimeout(() => {
           this.#retry = undefined
@@ -285,7 +286,7 @@ export class RedisStore implements UsageStore {
     take.settling = true
     let owned: unknown
     try {
-      owned = await this.#redis.run(SETTLE, [this.#keys.inflight, this.#keys.live], [take.id, take.oldest, ...encodeEntries(take.leftover)])
+      owned = await this.#redis.run(SETTLE, [this.#keys.inflight, this.#keys.live], [take.id, take.oldest, ...encodeEntries(take.leftover, this.instanceId)])
     } catch {
       this.#unsettled = take
       return false
