@@ -10,6 +10,7 @@ import { RefKind, type UsageEntry } from '../lib/core/types.js'
 import { kindeMetering as expressMetering } from '../lib/express.js'
 import type { DroppedRecord } from '../lib/index.js'
 import { coreOn, emulator, meteredApp, memoryLogger } from './fixtures.js'
+import { deadJournal } from './journal/children.js'
 
 const seats = (id: string, micros: number, at: number, extra: Partial<UsageEntry> = {}): UsageEntry =>
   ({ kind: RefKind.Agreement, id, feature: 'seats', micros, at, absolute: true, ...extra })
@@ -217,4 +218,29 @@ t.test('journal replay keeps the latest value; a delivery forgets only the value
   t.same(replay([...lines, writer.settle([seats('agr_1', 2_000_000, 20)])]), [], 'settled: forgotten')
   t.same(replay([writer.add([seats('agr_2', 5, 30)]), writer.add([seats('agr_2', 4, 25)])]), [seats('agr_2', 5, 30)], 'an older value never replaces a later one')
   t.match(writer.snapshot({ t: 'H', id: 'x', absorbed: [] }), /\[0,"agr_2","seats",5,30,1\]/, 'a rewrite keeps absolute values')
+})
+
+t.test('a server on the directory of one that was killed sends its latest values, in flight or not, never an older one', async t => {
+  const dir = t.testdir()
+  await deadJournal(t, dir, [
+    { append: [[0, 'agr_1', 'seats', 4_000_000, 1000, 1], [1, 'cus_2', 'seats', 5_000_000, 1000, 1], [0, 'agr_3', 'seats', 1_000_000, 1000, 1]] },
+    { take: [[0, 'agr_1', 'seats', 4_000_000, 1000, 1], [0, 'agr_3', 'seats', 1_000_000, 1000, 1]] },
+    { send: [0, 1] },
+    // agr_3 was delivered; agr_1 was in flight when the process died.
+    { deliver: [1] },
+    // Set later, through the agreement: the level of cus_2's agreement.
+    { append: [[0, 'agr_2', 'seats', 6_000_000, 2000, 1]] }
+  ])
+  const kinde = await emulator(t)
+  const drops: DroppedRecord[][] = []
+  const core = coreOn(t, kinde, { journal: { dir }, ambiguous: 'drop', onDrop: records => { drops.push(records) } })
+  await core.ready()
+  t.match(core.stats().journal, { recovered: { journals: 1, pending: { records: 3, units: '0' }, ambiguous: { records: 0 } } },
+    'a level in flight is pending again, never reported ambiguous: sending it twice cannot count it twice')
+  await core.flush()
+  t.equal(kinde.usage('agr_1', 'seats'), '4')
+  t.equal(kinde.usage('agr_2', 'seats'), '6', 'the later value, though the older one came through the customer')
+  t.equal(kinde.usage('agr_3', 'seats'), '0', 'delivered before the crash: not sent again')
+  t.equal(kinde.records.length, 2)
+  t.same(drops, [])
 })

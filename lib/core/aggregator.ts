@@ -96,7 +96,6 @@ export class Aggregator {
     this.#size = 0
     this.#oldest = Infinity
     const entries: UsageEntry[] = []
-    this.#latest.drainInto(entries)
     for (let kind: RefKind = RefKind.Agreement; kind <= RefKind.Org; kind++) {
       for (const [id, features] of byKind[kind]) {
         for (const [feature, counter] of features) {
@@ -104,6 +103,7 @@ export class Aggregator {
         }
       }
     }
+    this.#latest.drainInto(entries)
     return { entries, oldest }
   }
 
