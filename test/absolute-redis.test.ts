@@ -5,12 +5,12 @@
  */
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
-import { Metering, type Logger } from '../lib/index.js'
+import { Metering, type DroppedRecord, type Logger } from '../lib/index.js'
 import { redisStore } from '../lib/redis.js'
 import { MERGE_BATCH, runScript, SETTLE } from '../lib/redis/scripts.js'
 import type { KindeEmulator } from '../lib/testing.js'
 import { emulator, memoryLogger } from './fixtures.js'
-import { startRedisServer } from './helpers/redis-server.js'
+import { startRedisServer, waitFor } from './helpers/redis-server.js'
 
 const server = await startRedisServer()
 t.teardown(() => server.stop())
@@ -108,4 +108,38 @@ t.test('the merge scripts order values by time, then origin, and never put an ol
   await runScript(client, SETTLE, [`${prefix}inflight`, live], ['take-2', 1000, pair, 'a', '2000 a 4000000', '2000'])
   t.equal(await held(), '2000 a 4000000', 'put back and later: it is the latest')
   t.equal(await client.hget(live, `l${pair}`), null, 'no sum is touched')
+})
+
+t.test("under ambiguous: 'drop' a level a dead leader took is delivered by its successor; only sums are reported", async t => {
+  const kinde = await emulator(t)
+  const prefix = `{absolute${++prefixes}}:`
+  const dropped: DroppedRecord[] = []
+  const dead = redisStore({ client: connect(t), prefix, syncInterval: 3_600_000, leaseTtl: 200 })
+  dead.attach({ logger: memoryLogger().logger, ambiguous: 'retry', drop: () => {} })
+  const at = Date.now()
+  await dead.add({
+    entries: [
+      { kind: 0, id: 'agr_1', feature: 'seats', micros: 7_000_000, at, absolute: true },
+      { kind: 0, id: 'agr_1', feature: 'searches', micros: 2_000_000, at }
+    ],
+    oldest: at
+  })
+  t.equal((await dead.take())?.entries.length, 2, 'taken, then never settled: the instance died')
+  const successor = new Metering({
+    domain: kinde.url,
+    clientId: kinde.clientId,
+    clientSecret: kinde.clientSecret,
+    flushInterval: 3_600_000,
+    logger: memoryLogger().logger,
+    ambiguous: 'drop',
+    onDrop: records => { dropped.push(...records) },
+    store: redisStore({ client: connect(t), prefix, syncInterval: 3_600_000, leaseTtl: 200 })
+  })
+  t.teardown(() => successor.close())
+  await waitFor(async () => (await successor.flush()).delivered)
+  await successor.flush()
+  t.equal(kinde.usage('agr_1', 'seats'), '7')
+  t.equal(kinde.usage('agr_1', 'searches'), '0')
+  t.match(dropped, [{ customer: { agreementId: 'agr_1' }, feature: 'searches', value: '2' }])
+  t.equal(dropped.length, 1)
 })

@@ -114,7 +114,7 @@ export class RedisStore implements UsageStore {
    * Usage recovered from flushes that other instances took and never finished (they stopped, or
    * lost the lease mid-flush): snapshots and entries. Delivered again under `ambiguous: 'retry'`,
    * so what those instances had in flight may count twice; dropped with reason `ambiguous` under
-   * `'drop'`.
+   * `'drop'`, except absolute values (sending one twice cannot count it twice), merged back.
    */
   get recovered (): { snapshots: number, entries: number } { return { ...this.#recovered } }
 
@@ -302,7 +302,11 @@ export class RedisStore implements UsageStore {
 
   #reportOrphaned (entries: UsageEntry[], adopt: boolean): void {
     if (!adopt) {
-      this.#context.drop(entries, 'ambiguous', { message: 'taken by an instance that stopped mid-flush: it may have been delivered' })
+      // Sending a level again cannot count it twice: it goes back to Redis (latest wins there), not to onDrop.
+      const levels = entries.filter(entry => entry.absolute === true)
+      if (levels.length > 0) void this.add({ entries: levels, oldest: levels.reduce((oldest, entry) => Math.min(oldest, entry.at), Infinity) })
+      const sums = entries.filter(entry => entry.absolute !== true)
+      if (sums.length > 0) this.#context.drop(sums, 'ambiguous', { message: 'taken by an instance that stopped mid-flush: it may have been delivered' })
       return
     }
     this.#context.logger.warn({ records: entries.length, units: formatMicros(total(entries)) },
