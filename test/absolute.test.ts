@@ -81,14 +81,29 @@ t.test('set() refuses what record() refuses: bad values, bad customers, after cl
   t.equal(kinde.calls.meter_usage ?? 0, 0)
 })
 
+/** Calls `set` with the clock reading `at`: values set at distinct, known times. */
+function setAt (at: number, set: () => void): void {
+  const now = Date.now
+  Date.now = () => at
+  try {
+    set()
+  } finally {
+    Date.now = now
+  }
+}
+
 t.test('values of references resolving to one agreement: the latest is the level', async t => {
-  const kinde = await emulator(t, { users: [{ id: 'kp_1', customerId: 'cus_1' }] })
+  const kinde = await emulator(t, { users: [{ id: 'kp_1', customerId: 'cus_1' }], organizations: [{ code: 'org_1', customerId: 'cus_1' }] })
   const core = coreOn(t, kinde)
-  core.set({ customerId: 'cus_1' }, 'seats', 5)
-  core.set({ userId: 'kp_1' }, 'seats', 6)
+  const base = Date.now() - 10_000
+  setAt(base, () => core.set({ agreementId: 'agr_1' }, 'seats', 4))
+  setAt(base + 1000, () => core.set({ customerId: 'cus_1' }, 'seats', 5))
+  setAt(base + 2000, () => core.set({ userId: 'kp_1' }, 'seats', 6))
+  setAt(base + 3000, () => core.set({ orgCode: 'org_1' }, 'seats', 7))
   await core.flush()
-  t.same(kinde.records.map(record => record.meter_value), ['6'], 'one record for the agreement')
-  t.equal(kinde.usage('agr_1', 'seats'), '6')
+  t.same(kinde.records.map(record => record.meter_value), ['7'], 'one record for the agreement')
+  t.equal(kinde.records[0].meter_usage_timestamp, new Date(base + 3000).toISOString())
+  t.equal(kinde.usage('agr_1', 'seats'), '7')
 })
 
 t.test('an ambiguous absolute send is retried even under ambiguous: drop (it cannot count twice)', async t => {
@@ -185,6 +200,35 @@ t.test('latest across origins: later time wins, then the greater origin, whateve
   agg.merge({ entries: [seats('a', 4, 20, { origin: 'c' })], oldest: 20 }, true)
   t.same(agg.drain().entries, [seats('a', 4, 20, { origin: 'c' })])
   t.equal(agg.total(), 0, 'a level is not summed')
+})
+
+t.test('a clock stepping back never makes a later value older', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  const base = Date.now()
+  setAt(base, () => core.set({ agreementId: 'agr_1' }, 'seats', 1))
+  await core.flush()
+  setAt(base - 60_000, () => core.set({ agreementId: 'agr_1' }, 'seats', 2))
+  await core.flush()
+  t.same(kinde.records.map(record => [record.meter_value, record.meter_usage_timestamp]),
+    [['1', new Date(base).toISOString()], ['2', new Date(base).toISOString()]], 'stamped no earlier than the value before')
+})
+
+t.test('past the itemized overflow, absolute values are still counted as dropped', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde, { maxPendingKeys: 1 })
+  for (let i = 0; i <= 10_001; i++) core.set({ agreementId: `agr_x${i}` }, 'seats', 1)
+  t.same(core.stats().dropped.overflow, { records: 1, units: '0' }, 'beyond the 10,000 itemized pairs: counted at once')
+})
+
+t.test('past 10,000 features, new ones are metered without their kind being remembered', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  // Zero amounts: the features are claimed, nothing is left to send.
+  for (let i = 0; i < 10_000; i++) core.record({ agreementId: 'agr_1' }, `feature_${i}`, 0)
+  t.equal(core.record({ agreementId: 'agr_1' }, 'feature_x', 1), true)
+  t.equal(core.set({ agreementId: 'agr_1' }, 'feature_x', 1), true, 'not remembered: not refused')
+  t.equal(core.set({ agreementId: 'agr_1' }, 'feature_1', 1), false, 'remembered: refused')
 })
 
 t.test('absolute values take no room beyond maxPendingKeys: past it they are reported as overflow', async t => {
