@@ -114,7 +114,8 @@ t.test("under ambiguous: 'drop' a level a dead leader took is delivered by its s
   const kinde = await emulator(t)
   const prefix = `{absolute${++prefixes}}:`
   const dropped: DroppedRecord[] = []
-  const dead = redisStore({ client: connect(t), prefix, syncInterval: 3_600_000, leaseTtl: 200 })
+  const deadClient = connect(t)
+  const dead = redisStore({ client: deadClient, prefix, syncInterval: 3_600_000, leaseTtl: 200 })
   dead.attach({ logger: memoryLogger().logger, ambiguous: 'retry', drop: () => {} })
   const at = Date.now()
   await dead.add({
@@ -125,6 +126,7 @@ t.test("under ambiguous: 'drop' a level a dead leader took is delivered by its s
     oldest: at
   })
   t.equal((await dead.take())?.entries.length, 2, 'taken, then never settled: the instance died')
+  deadClient.disconnect()
   const successor = new Metering({
     domain: kinde.url,
     clientId: kinde.clientId,
