@@ -3,8 +3,9 @@
  *
  * Starts a metered Fastify API on 127.0.0.1, sends it real HTTP traffic from several customers,
  * prints progress and every flush, then closes the app (its final flush) and reconciles the units
- * the API served against the units Kinde recorded, per (agreement, feature). Exit code 0 when they
- * match, 1 otherwise.
+ * the API served against the units Kinde recorded, per (agreement, feature). Each customer's
+ * seats change during the run (`PUT /seats`, metered with `app.metering.set()`: an absolute
+ * meter); there Kinde must hold the last value set. Exit code 0 when all match, 1 otherwise.
  *
  * Environment:
  *   DEMO_SECONDS      seconds of traffic; default 10.
@@ -26,6 +27,7 @@
  *                     e.g. DEMO_AGREEMENTS=agreement_0195…,agreement_0196…
  *   DEMO_FEATURES     the three metered billing feature codes of those agreements' plan, in the
  *                     order counter, bytes, tokens; default searches,egress_bytes,llm_tokens.
+ *                     A fourth code, when given, is the plan's seats feature (an absolute meter).
  * This records real usage: use a test business. Kinde has no API to read usage back, so there the
  * reconciliation compares the units served with the units Kinde accepted (answered 200).
  */
@@ -53,8 +55,8 @@ interface DemoCustomer {
   rate: number
 }
 
-/** Feature codes the routes meter. */
-interface Features { counter: string, bytes: string, tokens: string, failing: string }
+/** Feature codes the routes meter; `level` (seats, set absolutely) is optional against real Kinde. */
+interface Features { counter: string, bytes: string, tokens: string, failing: string, level: string | undefined }
 
 /** How the demo runs: against the emulator or real Kinde. */
 interface Setup {
@@ -96,8 +98,8 @@ function realKinde (): Setup {
     throw new Error('against real Kinde, DEMO_AGREEMENTS must list the customer agreement ids to bill, e.g. DEMO_AGREEMENTS=agreement_a,agreement_b')
   }
   const codes = (process.env.DEMO_FEATURES ?? 'searches,egress_bytes,llm_tokens').split(',').map(code => code.trim())
-  if (codes.length !== 3 || codes.some(code => code === '')) {
-    throw new Error('DEMO_FEATURES must list three feature codes: counter,bytes,tokens')
+  if (codes.length < 3 || codes.length > 4 || codes.some(code => code === '')) {
+    throw new Error('DEMO_FEATURES must list three feature codes, counter,bytes,tokens, and optionally a fourth for seats')
   }
   const rates = [40, 25, 15, 10]
   return {
@@ -111,15 +113,15 @@ function realKinde (): Setup {
       agreementId,
       rate: rates[i % rates.length]
     })),
-    features: { counter: codes[0], bytes: codes[1], tokens: codes[2], failing: 'renders' },
+    features: { counter: codes[0], bytes: codes[1], tokens: codes[2], failing: 'renders', level: codes[3] },
     kinde: undefined,
     describe: `Kinde at ${process.env.KINDE_DOMAIN}`
   }
 }
 
 async function emulatedKinde (): Promise<Setup> {
-  const features: Features = { counter: 'searches', bytes: 'egress_bytes', tokens: 'llm_tokens', failing: 'renders' }
-  const planFeatures = [features.counter, features.bytes, features.tokens, features.failing]
+  const features: Features = { counter: 'searches', bytes: 'egress_bytes', tokens: 'llm_tokens', failing: 'renders', level: 'seats' }
+  const planFeatures = [features.counter, features.bytes, features.tokens, features.failing, 'seats']
   const agreement = (id: string, customerId: string, expiresOn: string | null = null) =>
     ({ id, customerId, expiresOn, features: planFeatures })
   const kinde = await startKindeEmulator({
@@ -193,6 +195,18 @@ async function startApi (setup: Setup): Promise<{ app: FastifyInstance, origin: 
     throw new Error('renderer crashed')
   })
 
+  // Seats are a level, not a flow: the handler sets the new count (Kinde's absolute meter).
+  const level = features.level
+  if (level !== undefined) {
+    app.put('/seats', async (request, reply) => {
+      const { seats } = request.body as { seats: number }
+      const customer = byKey.get(request.headers.authorization?.slice('Bearer '.length) ?? '')
+      if (customer === undefined) return await reply.code(401).send({ error: 'unknown API key' })
+      app.metering.set(customer, level, seats)
+      return { seats }
+    })
+  }
+
   const origin = await app.listen({ host: '127.0.0.1', port: 0 })
   return { app, origin }
 }
@@ -203,6 +217,8 @@ async function startApi (setup: Setup): Promise<{ app: FastifyInstance, origin: 
 /** Units served per agreement and feature, summed exactly. */
 class Ledger {
   readonly #units = new Map<string, Micros>()
+  /** The last seat count each agreement's customer set (and the API acknowledged). */
+  readonly seats = new Map<string, number>()
   requests = 0
   ok = 0
   failed = 0
@@ -273,6 +289,16 @@ async function drive (customer: DemoCustomer, origin: string, dispatcher: Agent,
         await res.body.dump()
         if (book(res.statusCode, ledger, customer, 'GET /report')) ledger.add(customer.agreementId, features.failing, 1)
       }
+      // Every fourth request, the customer's team changes size.
+      if (features.level !== undefined && i % 4 === 0) {
+        const seats = 1 + Math.floor(random() * 50)
+        ledger.requests++
+        const res = await request(`${origin}/seats`, {
+          dispatcher, method: 'PUT', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ seats })
+        })
+        await res.body.dump()
+        if (book(res.statusCode, ledger, customer, 'PUT /seats')) ledger.seats.set(customer.agreementId, seats)
+      }
     } catch {
       ledger.failed++
     }
@@ -314,17 +340,27 @@ function stamp (startedAt: number): string {
   return `[${((Date.now() - startedAt) / 1000).toFixed(1).padStart(5)}s]`
 }
 
+/** The delta features, then the seats feature when there is one. */
+function featuresOf ({ counter, bytes, tokens, failing, level }: Features): string[] {
+  return level === undefined ? [counter, bytes, tokens, failing] : [counter, bytes, tokens, failing, level]
+}
+
+/** What the API served of a feature: the units summed, or for seats the last value set. */
+function servedOf (setup: Setup, ledger: Ledger, agreementId: string, feature: string): string {
+  return feature === setup.features.level ? String(ledger.seats.get(agreementId) ?? 0) : ledger.served(agreementId, feature)
+}
+
 /** Served / recorded per customer (rows) and feature (columns), as of now. */
 function usageTable (setup: Setup, ledger: Ledger): string {
-  const features = [setup.features.counter, setup.features.bytes, setup.features.tokens, setup.features.failing]
+  const features = featuresOf(setup.features)
   const rows = setup.customers.map(customer => [
     customer.name,
     ...features.map(feature => {
       const recorded = setup.kinde === undefined ? '-' : grouped(setup.kinde.usage(customer.agreementId, feature))
-      return `${grouped(ledger.served(customer.agreementId, feature))} / ${recorded}`
+      return `${grouped(servedOf(setup, ledger, customer.agreementId, feature))} / ${recorded}`
     })
   ])
-  return table(['served / recorded', ...features], rows, [false, true, true, true, true])
+  return table(['served / recorded', ...features], rows, [false, ...features.map(() => true)])
 }
 
 function flushLine (flush: FlushOutcome, count: number, retried: number, faults: string[]): string {
@@ -357,11 +393,13 @@ async function main (): Promise<number> {
     ['GET  /search', `config.meter: '${features.counter}' (+1 per request)`],
     ['GET  /export', `config.meter: { feature: '${features.bytes}', value: 'responseBytes' }`],
     ['POST /complete', `reply.meter('${features.tokens}', n), n with decimals`],
-    ['GET  /report', `config.meter: '${features.failing}', always answers 500: not counted`]
+    ['GET  /report', `config.meter: '${features.failing}', always answers 500: not counted`],
+    ...(features.level === undefined ? [] : [['PUT  /seats', `app.metering.set(customer, '${features.level}', n): absolute, the last value set wins`]])
   ], [false, false]))
   out()
   out('Tables after each flush show, per customer and feature, the units the API served (successful')
-  out('responses, counted by the demo client) / the units Kinde has recorded so far.')
+  out('responses, counted by the demo client) / the units Kinde has recorded so far; for seats, the')
+  out('last value set / the value Kinde holds.')
   out()
 
   const ledger = new Ledger()
@@ -464,21 +502,20 @@ async function main (): Promise<number> {
   return ok ? 0 : 1
 }
 
-/** Emulator: per (agreement, feature), units served against `kinde.usage()`. */
+/** Emulator: per (agreement, feature), units served (seats: the last value set) against `kinde.usage()`. */
 function reconcileRecorded (setup: Setup, ledger: Ledger, kinde: KindeEmulator): boolean {
-  const { counter, bytes, tokens, failing } = setup.features
   const rows: string[][] = []
   let mismatches = 0
   for (const customer of setup.customers) {
-    for (const feature of [counter, bytes, tokens, failing]) {
-      const served = ledger.served(customer.agreementId, feature)
+    for (const feature of featuresOf(setup.features)) {
+      const served = servedOf(setup, ledger, customer.agreementId, feature)
       const recorded = kinde.usage(customer.agreementId, feature)
       const same = served === recorded
       if (!same) mismatches++
       rows.push([customer.agreementId, customer.name, feature, grouped(served), grouped(recorded), same ? 'ok' : 'MISMATCH'])
     }
   }
-  out('reconciliation: units served by the API against units Kinde recorded')
+  out('reconciliation: units served by the API against units Kinde recorded (seats: the last value set against the value Kinde holds)')
   out(table(['agreement', 'customer', 'feature', 'served', 'recorded', 'check'], rows, [false, false, false, true, true, false]))
   out()
   out(mismatches === 0
@@ -490,11 +527,10 @@ function reconcileRecorded (setup: Setup, ledger: Ledger, kinde: KindeEmulator):
   return mismatches === 0
 }
 
-/** Real Kinde has no read-back: units served against units Kinde accepted, in total. */
+/** Real Kinde has no read-back: units served against units Kinde accepted, in total (seats are levels, shown apart). */
 function reconcileAccepted (setup: Setup, ledger: Ledger, acceptedUnits: string, dropped: number): boolean {
-  const { counter, bytes, tokens, failing } = setup.features
-  const rows = setup.customers.flatMap(customer => [counter, bytes, tokens, failing].map(feature =>
-    [customer.agreementId, customer.name, feature, grouped(ledger.served(customer.agreementId, feature))]))
+  const rows = setup.customers.flatMap(customer => featuresOf(setup.features).map(feature =>
+    [customer.agreementId, customer.name, feature, grouped(servedOf(setup, ledger, customer.agreementId, feature))]))
   out('units served by the API (Kinde has no API to read usage back: compare in the Kinde dashboard)')
   out(table(['agreement', 'customer', 'feature', 'served'], rows, [false, false, false, true]))
   out()

@@ -33,7 +33,7 @@ t.before(() => {
 t.test('on the emulator: traffic, faults and retries, then served = recorded for every pair', async t => {
   const { code, stdout, stderr } = await runDemo({})
   t.equal(code, 0, stderr)
-  t.match(stdout, /^reconciliation: OK \(served = recorded for 20 pairs\)$/m)
+  t.match(stdout, /^reconciliation: OK \(served = recorded for 25 pairs\)$/m)
   t.match(stdout, /^\[ *[\d.]+s\] flush #1\b/m, 'flushes are shown as they happen')
   t.match(stdout, /faults injected by the emulator +429, 503, 503/)
   t.match(stdout, /flush #\d+ \(met faults: 429\b/, 'the flush that met the fault says so')
@@ -41,7 +41,8 @@ t.test('on the emulator: traffic, faults and retries, then served = recorded for
   t.match(stdout, /GET \/report 500/, 'the failing route is listed as not counted')
 
   const rows = servedRows(stdout)
-  t.equal(rows.length, 20)
+  t.equal(rows.length, 25)
+  t.equal(rows.filter(row => row.feature === 'seats').length, 5, 'seats reconciled for every customer: the last value set is the one Kinde holds')
   for (const row of rows) {
     if (row.feature === 'renders') t.equal(row.served, '0', `${row.agreement}: a 500 is never billed`)
     else t.not(row.served, '0', `${row.agreement} ${row.feature} was served`)
@@ -55,7 +56,7 @@ t.test('DEMO_AMBIGUOUS=1: a 500 that Kinde applied is retried and counted twice,
   const { code, stdout } = await runDemo({ DEMO_AMBIGUOUS: '1' })
   t.equal(code, 1)
   t.match(stdout, /faults injected by the emulator +429, 500, 503, 503/)
-  t.match(stdout, /^reconciliation: MISMATCH \(1 of 20 pairs differ\)$/m)
+  t.match(stdout, /^reconciliation: MISMATCH \(1 of 25 pairs differ\)$/m)
   const [, served, recorded] = /^ {2}agr_\w+ +\w+ +\w+ +([\d,.]+) +([\d,.]+) +MISMATCH$/m.exec(stdout) ?? []
   t.ok(Number(recorded.replaceAll(',', '')) > Number(served.replaceAll(',', '')), 'Kinde holds more than was served, never less')
 })

@@ -7,7 +7,7 @@ import { kindeMetering, Metering, type KindeMeteringOptions, type MeteringOption
 import { startKindeEmulator, type EmulatorOptions, type KindeEmulator } from '../lib/testing.js'
 
 /** Features every emulated agreement includes. */
-export const FEATURES = ['searches', 'egress_bytes', 'renders', 'cpu_ms', 'llm_tokens', 'request_bytes']
+export const FEATURES = ['searches', 'egress_bytes', 'renders', 'cpu_ms', 'llm_tokens', 'request_bytes', 'seats', 'storage_gb']
 
 /** An emulator with agreements `agr_1` … `agr_n` (customers `cus_1` …), closed at teardown. */
 export async function emulator (t: Test, options: EmulatorOptions & { customers?: number } = {}): Promise<KindeEmulator> {

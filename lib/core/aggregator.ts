@@ -2,9 +2,12 @@
  * Sums usage per (customer reference, feature) in place, synchronously: the only structure the
  * request path touches. Nested maps (id → feature → counter), one per reference kind, because they
  * cost about a third of a flat map with concatenated keys in time and half in memory
- * (shared/perf-notes.md), and need no key string built per request.
+ * (shared/perf-notes.md), and need no key string built per request. Absolute values (`set()`)
+ * are held beside the sums, latest per pair ({@link LatestValues}), so every store that holds an
+ * aggregator holds both kinds.
  */
 import { addMicros, type Micros } from './decimal.js'
+import { LatestValues } from './latest.js'
 import { RefKind, type UsageEntry } from './types.js'
 
 interface Counter {
@@ -27,12 +30,13 @@ export class Aggregator {
   #byKind: Array<Map<string, FeatureCounters>> = [new Map(), new Map(), new Map(), new Map()]
   #size = 0
   #oldest = Infinity
+  #latest = new LatestValues()
 
-  /** Distinct (reference, feature) pairs held. */
-  get size (): number { return this.#size }
+  /** Distinct (reference, feature) pairs held, summed and absolute. */
+  get size (): number { return this.#size + this.#latest.size }
 
   /** Epoch ms of the earliest usage held; `Infinity` when empty. */
-  get oldest (): number { return this.#oldest }
+  get oldest (): number { return Math.min(this.#oldest, this.#latest.oldest) }
 
   /**
    * Adds an amount. A pair not yet held is only created while fewer than `capacity` pairs are
@@ -43,13 +47,13 @@ export class Aggregator {
     let features = ids.get(id)
     if (features === undefined) {
       // Stryker disable next-line ConditionalExpression,EqualityOperator: the pair check below refuses too; this one only spares a refused id an empty map (memory, not results)
-      if (this.#size >= capacity) return false
+      if (this.#size + this.#latest.size >= capacity) return false
       features = new Map()
       ids.set(id, features)
     }
     const counter = features.get(feature)
     if (counter === undefined) {
-      if (this.#size >= capacity) return false
+      if (this.#size + this.#latest.size >= capacity) return false
       features.set(feature, { micros, at })
       this.#size++
       // Stryker disable next-line EqualityOperator: on equal times both keep the same value
@@ -62,9 +66,25 @@ export class Aggregator {
     return true
   }
 
-  /** Adds every entry of a batch, whatever the capacity: usage already accepted is never refused. */
-  merge (batch: UsageBatch): void {
-    for (const entry of batch.entries) this.add(entry.kind, entry.id, entry.feature, entry.micros, entry.at)
+  /**
+   * Holds an absolute value for a pair (`set()`), replacing the one held. A pair not yet held is
+   * only created while fewer than `capacity` pairs are held; returns false when it was refused.
+   */
+  set (kind: RefKind, id: string, feature: string, micros: Micros, at: number, capacity = Infinity): boolean {
+    return this.#latest.set(kind, id, feature, micros, at, capacity - this.#size)
+  }
+
+  /**
+   * Adds every entry of a batch, whatever the capacity: usage already accepted is never refused.
+   * An absolute entry replaces the pair's value only when it is the later one.
+   * @param putBack the batch failed to send and comes back: an absolute value held meanwhile
+   *   (set since) is kept over it.
+   */
+  merge (batch: UsageBatch, putBack = false): void {
+    for (const entry of batch.entries) {
+      if (entry.absolute === true) this.#latest.offer(entry, putBack)
+      else this.add(entry.kind, entry.id, entry.feature, entry.micros, entry.at)
+    }
     // Stryker disable next-line EqualityOperator: on equal times both keep the same value
     if (batch.oldest < this.#oldest) this.#oldest = batch.oldest
   }
@@ -75,7 +95,7 @@ export class Aggregator {
    */
   drain (): UsageBatch {
     const byKind = this.#byKind
-    const oldest = this.#oldest
+    const oldest = this.oldest
     this.#byKind = [new Map(), new Map(), new Map(), new Map()]
     this.#size = 0
     this.#oldest = Infinity
@@ -87,10 +107,11 @@ export class Aggregator {
         }
       }
     }
+    this.#latest.drainInto(entries)
     return { entries, oldest }
   }
 
-  /** Total amount held, across all pairs. */
+  /** Total amount summed, across all pairs; absolute values are levels, not amounts, and are left out. */
   total (): Micros {
     let total: Micros = 0
     for (const ids of this.#byKind) {

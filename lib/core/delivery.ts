@@ -9,17 +9,23 @@ import { addMicros, formatMicros, type Micros } from './decimal.js'
 import type { DropReporter, Undeliverable } from './drops.js'
 import { sleep, type SendGate } from './gate.js'
 import type { KindeApi, MeterUsageRecord, SendFailure } from './kinde-api.js'
+import { isNewer } from './latest.js'
 import type { MeteringConfig } from './options.js'
 import type { AgreementResolver } from './resolver.js'
 import type { Counters } from './stats.js'
 import { RefKind, type Logger, type UsageEntry } from './types.js'
 
-/** Usage bound for one record: one (agreement, feature) pair and the entries summed into it. */
+/**
+ * Usage bound for one record: one (agreement, feature) pair and the entries summed into it, or
+ * for an absolute record, the latest of the values set for it and the entries it supersedes.
+ */
 interface SendItem {
   agreementId: string
   feature: string
   micros: Micros
   at: number
+  absolute: boolean
+  origin: string | undefined
   sources: UsageEntry[]
 }
 
@@ -124,15 +130,22 @@ export class Delivery {
     const items = new Map<string, SendItem>()
     let lookupError: unknown
     const bind = (entry: UsageEntry, agreementId: string): void => {
-      const key = `${agreementId}\n${entry.feature}`
+      const absolute = entry.absolute === true
+      // Never one record of both kinds: a fleet or a journal may hold both for a pair.
+      const key = `${agreementId}\n${entry.feature}${absolute ? '\na' : ''}`
       const item = items.get(key)
       if (item === undefined) {
-        items.set(key, { agreementId, feature: entry.feature, micros: entry.micros, at: entry.at, sources: [entry] })
+        items.set(key, { agreementId, feature: entry.feature, micros: entry.micros, at: entry.at, absolute, origin: entry.origin, sources: [entry] })
+        return
+      }
+      item.sources.push(entry)
+      if (absolute) {
+        // Two references (a user and its customer) resolved to one agreement: the latest value is the level.
+        if (isNewer(entry, item, false)) Object.assign(item, { micros: entry.micros, at: entry.at, origin: entry.origin })
         return
       }
       item.micros = addMicros(item.micros, entry.micros)
       if (entry.at > item.at) item.at = entry.at
-      item.sources.push(entry)
     }
     const lookUps: UsageEntry[] = []
     for (const entry of entries) {
@@ -162,7 +175,7 @@ export class Delivery {
       billing_feature_code: item.feature,
       meter_value: formatMicros(item.micros),
       meter_usage_timestamp: new Date(item.at).toISOString(),
-      meter_type_code: 'delta'
+      meter_type_code: item.absolute ? 'absolute' : 'delta'
     }
     for (let attempt = 1; ; attempt++) {
       if (Date.now() < this.#authBlockedUntil || !await this.#gate.acquire(run.deadline())) break
@@ -173,7 +186,8 @@ export class Delivery {
       if (outcome.kind === 'ok') {
         this.#authBackoff = this.#config.retry.baseDelay
         this.#authLogged = false
-        this.#counters.sent.add(1, item.micros)
+        // A level is not an amount: sent units stay the sum of the deltas.
+        this.#counters.sent.add(1, item.absolute ? 0 : item.micros)
         run.result.sent++
         run.onSettled?.(item.sources)
         await run.onAccepted?.(item.sources)
@@ -211,7 +225,8 @@ export class Delivery {
         return true
       case 'ambiguous':
         this.#counters.failures.ambiguous++
-        if (this.#config.ambiguous === 'retry') return false
+        // Sending an absolute value twice cannot count it twice: it is retried under either policy.
+        if (this.#config.ambiguous === 'retry' || item.absolute) return false
         this.#drop(run, 'ambiguous', item.sources, item.agreementId, error)
         return true
       default:

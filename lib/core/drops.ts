@@ -46,13 +46,15 @@ export class DropReporter {
     let micros: Micros = 0
     const records: DroppedRecord[] = []
     for (const { entry, agreementId, error } of items) {
-      micros = addMicros(micros, entry.micros)
       const record: DroppedRecord = {
         customer: refOf(entry.kind, entry.id),
         feature: entry.feature,
         value: formatMicros(entry.micros),
         timestamp: new Date(entry.at).toISOString()
       }
+      // A level is not an amount: dropped units stay the sum of the deltas.
+      if (entry.absolute === true) record.absolute = true
+      else micros = addMicros(micros, entry.micros)
       if (agreementId !== undefined) record.agreementId = agreementId
       if (error !== undefined) record.error = error
       records.push(record)

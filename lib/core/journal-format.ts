@@ -10,13 +10,22 @@
  * - `D` usage of a record Kinde accepted: no longer pending;
  * - `S` a flush settled: the usage listed was reported dropped (no longer pending); whatever
  *   else was in flight failed without being applied and is pending again.
+ *
+ * An absolute value (`set()`) is written with its time and a trailing `1` in every line type. It
+ * replaces the pair's value when it is the later one (by time; in one millisecond, the line
+ * written last), and a `D` or `S` line forgets it only if it is still the value held, so a value
+ * set while an older one was being sent stays pending. Absolute values are never marked in
+ * flight: sending one twice cannot count it twice, so a replay sends it again.
  */
 import { crc32 } from 'node:zlib'
 import { addMicros, isZero, subtractMicros, type Micros } from './decimal.js'
 import type { RefKind, UsageEntry } from './types.js'
 
-/** An entry as written: kind, id, feature, micros (a string of digits beyond 2^53), and for `A` the epoch ms. */
-type Tuple = [RefKind, string, string, number | string, number?]
+/**
+ * An entry as written: kind, id, feature, micros (a string of digits beyond 2^53), for `A` (and
+ * for absolute values in every line) the epoch ms, and `1` for an absolute value.
+ */
+type Tuple = [RefKind, string, string, number | string, number?, 1?]
 
 /** The first line of every journal file. */
 export interface JournalHeader {
@@ -122,7 +131,12 @@ function min (a: Micros, b: Micros): Micros {
 
 function toTuple (entry: UsageEntry, withTime: boolean): Tuple {
   const micros = typeof entry.micros === 'bigint' ? entry.micros.toString() : entry.micros
+  if (entry.absolute === true) return [entry.kind, entry.id, entry.feature, micros, entry.at, 1]
   return withTime ? [entry.kind, entry.id, entry.feature, micros, entry.at] : [entry.kind, entry.id, entry.feature, micros]
+}
+
+function sameMicros (a: Micros, b: Micros): boolean {
+  return BigInt(a) === BigInt(b)
 }
 
 /**
@@ -133,36 +147,45 @@ function toTuple (entry: UsageEntry, withTime: boolean): Tuple {
 export class JournalState {
   readonly #held = new Map<string, Held>()
   readonly #inFlight = new Set<Held>()
+  /** Absolute values, latest per pair. */
+  readonly #latest = new Map<string, UsageEntry>()
 
   /** Usage added. */
   add (entries: UsageEntry[]): BodyLine {
-    for (const entry of entries) this.#add(entry.kind, entry.id, entry.feature, entry.micros, entry.at)
+    for (const entry of entries) {
+      if (entry.absolute === true) this.#set(entry.kind, entry.id, entry.feature, entry.micros, entry.at)
+      else this.#add(entry.kind, entry.id, entry.feature, entry.micros, entry.at)
+    }
     return { t: 'A', e: entries.map(entry => toTuple(entry, true)) }
   }
 
   /** Usage being sent: in flight until delivered or {@link JournalState.settle}. */
   take (entries: UsageEntry[]): BodyLine {
-    for (const entry of entries) this.#take(entry.kind, entry.id, entry.feature, entry.micros)
-    return { t: 'T', e: entries.map(entry => toTuple(entry, false)) }
+    const summed = entries.filter(entry => entry.absolute !== true)
+    for (const entry of summed) this.#take(entry.kind, entry.id, entry.feature, entry.micros)
+    return { t: 'T', e: summed.map(entry => toTuple(entry, false)) }
   }
 
   /** Usage Kinde accepted: no longer pending. */
   resolve (entries: UsageEntry[]): BodyLine {
-    for (const entry of entries) this.#resolve(entry.kind, entry.id, entry.feature, entry.micros)
+    for (const entry of entries) this.#resolveEntry(entry)
     return { t: 'D', e: entries.map(entry => toTuple(entry, false)) }
   }
 
   /** The flush ended: `resolved` was delivered or reported dropped; the rest in flight is pending again. */
   settle (resolved: UsageEntry[]): BodyLine {
-    for (const entry of resolved) this.#resolve(entry.kind, entry.id, entry.feature, entry.micros)
+    for (const entry of resolved) this.#resolveEntry(entry)
     this.#settle()
     return { t: 'S', e: resolved.map(entry => toTuple(entry, false)) }
   }
 
   /** Replays a decoded line. */
   apply (line: BodyLine): void {
-    for (const [kind, id, feature, micros, at] of line.e) {
-      if (line.t === 'A') this.#add(kind, id, feature, tupleMicros(micros), at as number)
+    for (const [kind, id, feature, micros, at, absolute] of line.e) {
+      if (absolute === 1) {
+        if (line.t === 'A') this.#set(kind, id, feature, tupleMicros(micros), at as number)
+        else if (line.t !== 'T') this.#unset(kind, id, feature, tupleMicros(micros), at as number)
+      } else if (line.t === 'A') this.#add(kind, id, feature, tupleMicros(micros), at as number)
       else if (line.t === 'T') this.#take(kind, id, feature, tupleMicros(micros))
       else this.#resolve(kind, id, feature, tupleMicros(micros))
     }
@@ -182,6 +205,7 @@ export class JournalState {
       if (!isZero(kept)) pending.push({ kind, id, feature, micros: kept, at })
       if (!isZero(flying)) inFlight.push({ kind, id, feature, micros: flying, at })
     }
+    for (const entry of this.#latest.values()) pending.push({ ...entry })
     return { pending, inFlight }
   }
 
@@ -193,6 +217,7 @@ export class JournalState {
       entries.push(held)
       if (!isZero(held.inFlight)) taken.push({ ...held, micros: held.inFlight })
     }
+    entries.push(...this.#latest.values())
     let text = encodeLine(header)
     if (entries.length > 0) text += encodeLine({ t: 'A', e: entries.map(entry => toTuple(entry, true)) })
     if (taken.length > 0) text += encodeLine({ t: 'T', e: taken.map(entry => toTuple(entry, false)) })
@@ -208,6 +233,25 @@ export class JournalState {
     }
     held.micros = addMicros(held.micros, micros)
     if (at > held.at) held.at = at
+  }
+
+  /** Holds an absolute value unless the pair holds a later one; in one millisecond, the value journaled last wins. */
+  #set (kind: RefKind, id: string, feature: string, micros: Micros, at: number): void {
+    const key = keyOf(kind, id, feature)
+    const held = this.#latest.get(key)
+    if (held === undefined || at >= held.at) this.#latest.set(key, { kind, id, feature, micros, at, absolute: true })
+  }
+
+  /** Forgets an absolute value delivered or dropped, unless a value set since replaced it. */
+  #unset (kind: RefKind, id: string, feature: string, micros: Micros, at: number): void {
+    const key = keyOf(kind, id, feature)
+    const held = this.#latest.get(key)
+    if (held !== undefined && held.at === at && sameMicros(held.micros, micros)) this.#latest.delete(key)
+  }
+
+  #resolveEntry (entry: UsageEntry): void {
+    if (entry.absolute === true) this.#unset(entry.kind, entry.id, entry.feature, entry.micros, entry.at)
+    else this.#resolve(entry.kind, entry.id, entry.feature, entry.micros)
   }
 
   #take (kind: RefKind, id: string, feature: string, micros: Micros): void {

@@ -462,7 +462,8 @@ export class Journal {
 /** Adds `entries` to a tally; returns their total. */
 function count (tally: { records: number, micros: Micros }, entries: UsageEntry[]): Micros {
   let micros: Micros = 0
-  for (const entry of entries) micros = addMicros(micros, entry.micros)
+  // A level is not an amount: the units are the sum of the deltas.
+  for (const entry of entries) if (entry.absolute !== true) micros = addMicros(micros, entry.micros)
   tally.records += entries.length
   tally.micros = addMicros(tally.micros, micros)
   return micros

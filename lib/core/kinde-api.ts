@@ -12,7 +12,8 @@ export interface MeterUsageRecord {
   billing_feature_code: string
   meter_value: string
   meter_usage_timestamp: string
-  meter_type_code: 'delta'
+  /** `delta` adds to the period's usage (`record()`); `absolute` replaces it (`set()`). */
+  meter_type_code: 'delta' | 'absolute'
 }
 
 /**

@@ -8,6 +8,7 @@ import { addMicros, formatMicros, isZero, toMicros } from './decimal.js'
 import { DeadLetter } from './dead-letter.js'
 import { Delivery } from './delivery.js'
 import { DropReporter } from './drops.js'
+import { FeatureKinds } from './feature-kinds.js'
 import { SendGate, sleep } from './gate.js'
 import { KindeHttp } from './http.js'
 import { Journal } from './journal.js'
@@ -18,13 +19,15 @@ import { AgreementResolver } from './resolver.js'
 import { Counters, type FlushOutcome, type MeteringStats } from './stats.js'
 import { MemoryStore, type UsageStore } from './store.js'
 import { TokenProvider } from './token.js'
+import { MAX_REFERENCE_LENGTH, referenceOf } from './reference.js'
 import { RefKind, type CustomerRef, type Logger, type UsageEntry } from './types.js'
 
-/** Longest identifier or feature code accepted from a request; longer ones are refused, not stored. */
-export const MAX_REFERENCE_LENGTH = 256
+export { MAX_REFERENCE_LENGTH }
 
 /** Pending pairs of overflowed usage itemized for `onDrop`; beyond that it is only counted. */
 const OVERFLOW_ITEMIZED = 10_000
+
+const MIXED_KINDS = 'a feature is metered either with record() (delta) or with set() (absolute) in one process, and this one already was the other way'
 
 /** What `close()` left undelivered. */
 export interface CloseOutcome {
@@ -58,6 +61,9 @@ export class Metering {
   #earlyFlushScheduled = false
   #overflowLogged = false
   readonly #invalidLogged = new Set<string>()
+  readonly #featureKinds = new FeatureKinds()
+  /** Epoch ms of the latest `set()`: values get non-decreasing times, so a clock stepping back never reorders them. */
+  #lastSetAt = 0
   #current: Promise<FlushOutcome> | undefined
   #next: Promise<FlushOutcome> | undefined
   #closing: Promise<CloseOutcome> | undefined
@@ -139,6 +145,7 @@ export class Metering {
       return this.#refuse('invalidCustomer', origin, feature,
         `customer must name one of agreementId, customerId, userId or orgCode, and feature be a string, each of 1 to ${MAX_REFERENCE_LENGTH} characters`)
     }
+    if (!this.#featureKinds.claim(feature, false)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS)
     if (isZero(micros)) return true
     const now = at === 0 ? Date.now() : at
     if (!this.#local.add(kind, id, feature, micros, now, this.#capacity)) {
@@ -147,6 +154,39 @@ export class Metering {
     if (this.#local.size >= this.#capacity && !this.#earlyFlushScheduled) {
       this.#earlyFlushScheduled = true
       // Flushing frees room; it starts after this request, never inside it.
+      setImmediate(() => { void this.flush() })
+    }
+    return true
+  }
+
+  /**
+   * Sets the current level of `feature` for `customer` (seats, gigabytes stored, active
+   * projects): Kinde's `absolute` meter, where {@link record} is its `delta`. The latest value
+   * set per (customer, feature) before a flush is sent as one record, with the time it was set,
+   * and replaces the period's usage in Kinde; 0 is a value like any other. Synchronous, no I/O.
+   * Never throws: a bad value or customer, or a feature already metered with `record()` in this
+   * process, is counted, logged once per origin and feature, and refused (false).
+   * @param origin where the value came from, for the log line of a refused value.
+   */
+  set (customer: CustomerRef, feature: string, value: number, origin = ''): boolean {
+    if (this.#closed) {
+      this.#counters.refused.afterClose++
+      return false
+    }
+    const micros = toMicros(value)
+    if (micros === -1) return this.#refuse('invalidValue', origin, feature, `meter value must be a finite number >= 0, got ${String(value)}`)
+    const reference = referenceOf(customer, feature)
+    if (reference === undefined) {
+      return this.#refuse('invalidCustomer', origin, feature,
+        `customer must name one of agreementId, customerId, userId or orgCode, and feature be a string, each of 1 to ${MAX_REFERENCE_LENGTH} characters`)
+    }
+    if (!this.#featureKinds.claim(feature, true)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS)
+    const at = this.#lastSetAt = Math.max(Date.now(), this.#lastSetAt)
+    if (!this.#local.set(reference.kind, reference.id, feature, micros, at, this.#capacity)) {
+      if (!this.#overflow.set(reference.kind, reference.id, feature, micros, at, OVERFLOW_ITEMIZED)) this.#counters.dropped.overflow.add(1, 0)
+    }
+    if (this.#local.size >= this.#capacity && !this.#earlyFlushScheduled) {
+      this.#earlyFlushScheduled = true
       setImmediate(() => { void this.flush() })
     }
     return true
@@ -389,7 +429,7 @@ export class Metering {
     this.#drops.report(itemized.entries.map(entry => ({ entry })), 'overflow')
   }
 
-  #refuse (counter: 'invalidValue' | 'invalidCustomer', origin: string, feature: string, message: string): false {
+  #refuse (counter: 'invalidValue' | 'invalidCustomer' | 'mixedKinds', origin: string, feature: string, message: string): false {
     this.#counters.refused[counter]++
     const key = `${counter}\n${origin}\n${String(feature)}`
     if (!this.#invalidLogged.has(key) && this.#invalidLogged.size < 1000) {

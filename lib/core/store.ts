@@ -83,7 +83,7 @@ export class MemoryStore implements UsageStore {
   }
 
   putBack (batch: UsageBatch): void {
-    this.#pending.merge(batch)
+    this.#pending.merge(batch, true)
   }
 
   settle (): void {}

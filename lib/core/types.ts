@@ -40,8 +40,10 @@ export interface DroppedRecord {
   feature: string
   /** Exact decimal amount, as it would have been sent in `meter_value`. */
   value: string
-  /** Time of the latest usage in this sum, ISO 8601 UTC. */
+  /** Time of the latest usage in this sum (of the value, for an absolute record), ISO 8601 UTC. */
   timestamp: string
+  /** True for a value set with `set()`: sent with `meter_type_code: 'absolute'` (it replaces the period's usage). */
+  absolute?: true
   /** Kinde's answer, for `rejected` and `ambiguous` drops that had one. */
   error?: { status?: number; body?: unknown; message: string }
 }
@@ -71,10 +73,18 @@ export interface UsageEntry {
   id: string
   /** Kinde billing feature code. */
   feature: string
-  /** Summed amount. */
+  /** Summed amount; for an absolute entry, the value set. */
   micros: Micros
-  /** Epoch ms of the latest usage in the sum: sent as `meter_usage_timestamp`. */
+  /** Epoch ms of the latest usage in the sum (when the value was set, if absolute): sent as `meter_usage_timestamp`. */
   at: number
+  /** True for a value set with `set()` (Kinde's `absolute`): the latest replaces the others instead of adding to them. */
+  absolute?: true
+  /**
+   * For an absolute entry in a shared store: the instance that set it. Two values of a pair set
+   * in the same millisecond by different instances are ordered by it, so every instance agrees
+   * which one is the latest.
+   */
+  origin?: string
 }
 
 /** Builds the {@link CustomerRef} for an entry's kind and id. */

@@ -14,7 +14,11 @@
  * A usage hash holds, per pair `[kind,"id","feature"]` (JSON): `l<pair>` the amount in micros
  * below 10^12 (HINCRBY, exact integers), `h<pair>` the amount above it in units of 10^12 micros,
  * as a decimal string added digit by digit (so no amount is too large), `t<pair>` the epoch ms of
- * its latest usage, and one field `o`: the epoch ms of the hash's earliest usage.
+ * its latest usage, and one field `o`: the epoch ms of the hash's earliest usage. An absolute value
+ * (`set()`) of a pair is one field `a<pair>`: `<epoch ms> <origin instance> <micros>`, replaced
+ * only by a later value: later by time; in one millisecond, by the greater origin id (so every
+ * instance's merge agrees), and from one origin, by the value merged last, except that a value
+ * put back after a failed send never replaces one of its origin's set since.
  *
  * Scripts derive snapshot keys from the name of a key they were given, so a client `keyPrefix`
  * and a Redis Cluster hash tag in the prefix both carry over.
@@ -36,7 +40,9 @@ function script (source: string): Script {
 
 /**
  * Lua helpers shared by the scripts that merge usage: `add` sums two decimal strings of any
- * length; `merge` adds ARGV quadruples (pair, high, low, at) from `from` on into a usage hash.
+ * length; `later` orders two absolute values; `merge` adds ARGV quadruples (pair, high, low, at)
+ * from `from` on into a usage hash; a quadruple whose high part is `a` is an absolute value
+ * (pair, 'a', '<at> <origin> <micros>', at), held when later (`putBack`: it failed to send).
  */
 const MERGE = `
 local function add(a, b)
@@ -51,18 +57,31 @@ local function add(a, b)
   return string.reverse(table.concat(out))
 end
 
-local function merge(key, oldest, from)
+local function later(value, held, putBack)
+  local at, origin = string.match(value, '^(%d+) (%S+) ')
+  local heldAt, heldOrigin = string.match(held, '^(%d+) (%S+) ')
+  if at ~= heldAt then return tonumber(at) > tonumber(heldAt) end
+  if origin ~= heldOrigin then return origin > heldOrigin end
+  return not putBack
+end
+
+local function merge(key, oldest, from, putBack)
   for i = from, #ARGV, 4 do
     local pair, high, at = ARGV[i], ARGV[i + 1], ARGV[i + 3]
-    if redis.call('HINCRBY', key, 'l' .. pair, ARGV[i + 2]) >= ${LOW_BASE} then
-      redis.call('HINCRBY', key, 'l' .. pair, '-${LOW_BASE}')
-      high = add(high, '1')
+    if high == 'a' then
+      local held = redis.call('HGET', key, 'a' .. pair)
+      if not held or later(ARGV[i + 2], held, putBack) then redis.call('HSET', key, 'a' .. pair, ARGV[i + 2]) end
+    else
+      if redis.call('HINCRBY', key, 'l' .. pair, ARGV[i + 2]) >= ${LOW_BASE} then
+        redis.call('HINCRBY', key, 'l' .. pair, '-${LOW_BASE}')
+        high = add(high, '1')
+      end
+      if high ~= '0' then
+        redis.call('HSET', key, 'h' .. pair, add(redis.call('HGET', key, 'h' .. pair) or '0', high))
+      end
+      local latest = redis.call('HGET', key, 't' .. pair)
+      if not latest or tonumber(latest) < tonumber(at) then redis.call('HSET', key, 't' .. pair, at) end
     end
-    if high ~= '0' then
-      redis.call('HSET', key, 'h' .. pair, add(redis.call('HGET', key, 'h' .. pair) or '0', high))
-    end
-    local latest = redis.call('HGET', key, 't' .. pair)
-    if not latest or tonumber(latest) < tonumber(at) then redis.call('HSET', key, 't' .. pair, at) end
   end
   local earliest = redis.call('HGET', key, 'o')
   if not earliest or tonumber(earliest) > tonumber(oldest) then redis.call('HSET', key, 'o', oldest) end
@@ -77,7 +96,7 @@ end
 export const MERGE_BATCH = script(`${MERGE}
 local seen = redis.call('GET', KEYS[2])
 if seen and tonumber(seen) >= tonumber(ARGV[1]) then return 0 end
-merge(KEYS[1], ARGV[3], 4)
+merge(KEYS[1], ARGV[3], 4, false)
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return 1
 `)
@@ -140,7 +159,7 @@ for i = 1, #inflight, 2 do
     redis.call('HDEL', KEYS[1], inflight[i])
   end
 end
-if owned == 1 and #ARGV > 2 then merge(KEYS[2], ARGV[2], 3) end
+if owned == 1 and #ARGV > 2 then merge(KEYS[2], ARGV[2], 3, true) end
 return owned
 `)
 

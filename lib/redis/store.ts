@@ -53,9 +53,10 @@ interface Take {
   settling: boolean
 }
 
+/** The sum of the deltas among `entries`: an absolute value is a level, not an amount. */
 function total (entries: UsageEntry[], start: Micros = 0): Micros {
   let sum = start
-  for (const entry of entries) sum = addMicros(sum, entry.micros)
+  for (const entry of entries) if (entry.absolute !== true) sum = addMicros(sum, entry.micros)
   return sum
 }
 
@@ -113,7 +114,7 @@ export class RedisStore implements UsageStore {
    * Usage recovered from flushes that other instances took and never finished (they stopped, or
    * lost the lease mid-flush): snapshots and entries. Delivered again under `ambiguous: 'retry'`,
    * so what those instances had in flight may count twice; dropped with reason `ambiguous` under
-   * `'drop'`.
+   * `'drop'`, except absolute values (sending one twice cannot count it twice), merged back.
    */
   get recovered (): { snapshots: number, entries: number } { return { ...this.#recovered } }
 
@@ -268,7 +269,7 @@ export class RedisStore implements UsageStore {
       const outgoing = this.#outbox[0]
       try {
         await this.#redis.run(MERGE_BATCH, [this.#keys.live, this.#keys.seen],
-          [outgoing.number, SEEN_TTL, outgoing.oldest, ...encodeEntries(outgoing.entries)])
+          [outgoing.number, SEEN_TTL, outgoing.oldest, ...encodeEntries(outgoing.entries, this.instanceId)])
       } catch {
         this.#retry ??= setTimeout(() => {
           this.#retry = undefined
@@ -285,7 +286,7 @@ export class RedisStore implements UsageStore {
     take.settling = true
     let owned: unknown
     try {
-      owned = await this.#redis.run(SETTLE, [this.#keys.inflight, this.#keys.live], [take.id, take.oldest, ...encodeEntries(take.leftover)])
+      owned = await this.#redis.run(SETTLE, [this.#keys.inflight, this.#keys.live], [take.id, take.oldest, ...encodeEntries(take.leftover, this.instanceId)])
     } catch {
       this.#unsettled = take
       return false
@@ -301,7 +302,11 @@ export class RedisStore implements UsageStore {
 
   #reportOrphaned (entries: UsageEntry[], adopt: boolean): void {
     if (!adopt) {
-      this.#context.drop(entries, 'ambiguous', { message: 'taken by an instance that stopped mid-flush: it may have been delivered' })
+      // Sending a level again cannot count it twice: it goes back to Redis (latest wins there), not to onDrop.
+      const levels = entries.filter(entry => entry.absolute === true)
+      if (levels.length > 0) void this.add({ entries: levels, oldest: levels.reduce((oldest, entry) => Math.min(oldest, entry.at), Infinity) })
+      const sums = entries.filter(entry => entry.absolute !== true)
+      if (sums.length > 0) this.#context.drop(sums, 'ambiguous', { message: 'taken by an instance that stopped mid-flush: it may have been delivered' })
       return
     }
     this.#context.logger.warn({ records: entries.length, units: formatMicros(total(entries)) },

@@ -1,7 +1,8 @@
 /**
  * One instance of a metered API, in its own process, for the fleet tests and benchmark: Fastify
  * with the plugin from lib/, metering `GET /search` (one `searches` and 0.1 `llm_tokens` per
- * request, billed to the agreement in header `x-agreement`), on 127.0.0.1.
+ * request, billed to the agreement in header `x-agreement`) and `PUT /seats/:value` (sets the
+ * agreement's `seats`), on 127.0.0.1.
  *
  * Started by `instances.ts` with its configuration in env `KINDE_METERING_FLEET` and an IPC
  * channel; it answers `stats`, `flush` and `close` messages. Run any other way (tap runs every
@@ -41,6 +42,11 @@ async function serve (config: InstanceConfig): Promise<void> {
   app.get('/search', { config: { meter: ['searches', { feature: 'llm_tokens', value: 0.1 }] } }, async () => {
     served++
     return { hits: [] }
+  })
+  // Seats: a level, set (not summed) for the agreement in header x-agreement.
+  app.put('/seats/:value', async request => {
+    const id = request.headers['x-agreement']
+    return { set: app.metering.set({ agreementId: String(id) }, 'seats', Number((request.params as { value: string }).value)) }
   })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address() as { port: number }

@@ -126,3 +126,10 @@ export async function search (instance: Instance, agreementId: string): Promise<
   await response.arrayBuffer()
   return response.status
 }
+
+/** Sends `PUT /seats/:value` for `agreementId` to an instance; resolves with the status. */
+export async function setSeats (instance: Instance, agreementId: string, value: number): Promise<number> {
+  const response = await fetch(`http://127.0.0.1:${instance.port}/seats/${value}`, { method: 'PUT', headers: { 'x-agreement': agreementId } })
+  await response.arrayBuffer()
+  return response.status
+}

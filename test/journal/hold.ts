@@ -4,7 +4,7 @@
  * Usage: `node --import tsx test/journal/hold.ts <dir> '<steps as JSON>'`. Steps run in
  * order, each awaited until written, as the core would run them:
  * - `{ "append": [[kind, id, feature, micros, at], …] }` usage drained from the recorder
- *   (micros as a string of digits when beyond 2^53);
+ *   (micros as a string of digits when beyond 2^53; a sixth element `1` for an absolute value);
  * - `{ "take": [[kind, id, feature, micros, at], …] }` a flush took these;
  * - `{ "send": [i, …] }` the taken entries at these indexes are being sent (in flight);
  * - `{ "deliver": [i, …] }` Kinde accepted the taken entries at these indexes;
@@ -15,13 +15,16 @@
 import { Journal, resolveJournalConfig } from '../../lib/core/journal.js'
 import type { UsageEntry } from '../../lib/core/types.js'
 
-type Tuple = [number, string, string, number | string, number]
+type Tuple = [number, string, string, number | string, number, 1?]
 type Step = { append: Tuple[] } | { take: Tuple[] } | { send: number[] } | { deliver: number[] } | { settle: number[] }
 
 const [dir, stepsJson] = process.argv.slice(2)
 
-const toEntry = ([kind, id, feature, micros, at]: Tuple): UsageEntry =>
-  ({ kind, id, feature, micros: typeof micros === 'string' ? BigInt(micros) : micros, at })
+const toEntry = ([kind, id, feature, micros, at, absolute]: Tuple): UsageEntry => {
+  const entry: UsageEntry = { kind, id, feature, micros: typeof micros === 'string' ? BigInt(micros) : micros, at }
+  if (absolute === 1) entry.absolute = true
+  return entry
+}
 
 const quiet = { debug () {}, info () {}, warn () {}, error () {} }
 

@@ -1,6 +1,6 @@
 /**
  * A metered Fastify server with a journal, for the crash tests: `GET /hit` meters one `searches`
- * for the agreement in header `x-agreement`.
+ * for the agreement in header `x-agreement`; `PUT /seats/:value` sets its `seats`.
  *
  * Usage: `node --import tsx test/journal/server.ts '<config as JSON>'` (see {@link ServerConfig}).
  * Prints JSON lines: `{ "recovered" }` with what the journal took over from dead processes,
@@ -40,6 +40,10 @@ async function main (config: ServerConfig): Promise<void> {
     journal: { dir: config.dir, syncInterval: config.syncInterval }
   })
   app.get('/hit', { config: { meter: 'searches' } }, async () => 'ok')
+  app.put('/seats/:value', async request => {
+    app.metering.set({ agreementId: String(request.headers['x-agreement']) }, 'seats', Number((request.params as { value: string }).value))
+    return 'ok'
+  })
   await app.listen({ host: '127.0.0.1', port: 0 })
   print({ recovered: app.metering.stats().journal!.recovered })
   print({ port: (app.server.address() as { port: number }).port })

@@ -128,5 +128,12 @@ isExactly<number>(app.metering.stats().dropped.shutdown.records)
 isExactly<Promise<{ sent: number, dropped: number }>>(app.metering.close())
 // @ts-expect-error stats are read, not awaited: no such field on a promise
 isExactly<number>(app.metering.flush().sent)
+// set(): a level for a customer and feature, synchronous; refusals counted in stats().refused.
+isExactly<boolean>(app.metering.set({ orgCode: 'org_1' }, 'seats', 12))
+isExactly<number>(app.metering.stats().refused.mixedKinds)
+// @ts-expect-error the level is a number
+app.metering.set({ orgCode: 'org_1' }, 'seats', '12')
+// @ts-expect-error the customer is a reference, not a bare id
+app.metering.set('org_1', 'seats', 12)
 
 export { misspelt }
