@@ -1,10 +1,24 @@
 /**
- * The one HTTP connection pool to Kinde: keep-alive, timeouts, and the one fact billing needs
- * that a plain `fetch` hides: whether a failed request had been written to the socket (then Kinde
- * may have applied it) or not (then it certainly did not).
+ * The one keep-alive connection pool to Kinde, on Node's own `node:http`/`node:https` Agent:
+ * timeouts, and the one fact billing needs that a plain `fetch` hides: whether a failed request
+ * had been written to the socket (then Kinde may have applied it) or not (then it certainly did
+ * not). The request's `finish` event is that fact: Node emits it once the last byte was handed to
+ * the operating system.
+ *
+ * Why not undici (issue 13): undici's package index loads its `lib/web/*` group (fetch, cache
+ * storage, cookies, websocket, eventsource) even for a plain `Pool`. A Fastify server that had
+ * loaded that group and booted any plugin ran `process.nextTick` about ten times slower, at every
+ * call site alike (8.7% of the server's CPU in `--cpu-prof` against 0.6%; +5 to +9 µs per
+ * request on a 30 µs hello-world route), with the routes metering nothing. `--trace-opt` and
+ * `--trace-deopt` show `nextTick` optimized once and never deoptimized in both servers, the tick
+ * objects keep the same fast map, and V8 makes no pretenuring decision: the slowdown lives inside
+ * the optimized code, triggered by what the process had loaded, not by anything this package does
+ * per request. undici 7 has no `exports` map, so only its index is a supported import; importing
+ * its internals would break at its next release. Node's Agent loads nothing Fastify has not
+ * loaded already, needs no dependency, and has no handler API to be deprecated.
  */
-import { Pool } from 'undici'
-import type { Dispatcher } from 'undici'
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type RequestOptions } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 
 /** An HTTP answer, body parsed as JSON when it is JSON. */
 export interface HttpAnswer {
@@ -17,7 +31,10 @@ export interface HttpAnswer {
 export class HttpFailure extends Error {
   /** True when the request was handed to the socket before the failure: it may have been applied. */
   readonly written: boolean
-  /** The underlying error's code (`ECONNREFUSED`, `UND_ERR_SOCKET`, `UND_ERR_HEADERS_TIMEOUT`, …). */
+  /**
+   * The underlying error's code: Node's (`ECONNREFUSED`, `ECONNRESET`, …), `TIMEOUT` when the
+   * connection stayed silent for the timeout, or `POOL_CLOSED` when the pool was closed first.
+   */
   readonly errorCode: string | undefined
 
   constructor (cause: Error & { code?: string }, written: boolean) {
@@ -27,55 +44,93 @@ export class HttpFailure extends Error {
   }
 }
 
+/** An error with a code, as Node's own errors carry one. */
+function codedError (code: string, message: string): Error & { code: string } {
+  return Object.assign(new Error(message), { code })
+}
+
 /** Sends requests to one Kinde origin over a keep-alive pool. */
 export class KindeHttp {
-  readonly #pool: Pool
+  readonly #target: Pick<RequestOptions, 'protocol' | 'hostname' | 'port'>
+  readonly #agent: HttpAgent
+  readonly #send: typeof httpRequest
+  readonly #timeout: number
+  /** Requests not yet answered in full: close() aborts them, queued ones included. */
+  readonly #inFlight = new Set<ClientRequest>()
+  #closed = false
 
+  /**
+   * @param origin `https://…` or, for the emulator, `http://…`.
+   * @param options `connections`: sockets at most; `timeout`: ms a connection may stay silent
+   *   (connecting, awaiting the answer, or between body chunks) before the request fails.
+   */
   constructor (origin: string, options: { connections: number, timeout: number }) {
-    this.#pool = new Pool(origin, {
-      connections: options.connections,
-      connect: { timeout: options.timeout },
-      headersTimeout: options.timeout,
-      bodyTimeout: options.timeout
-    })
+    const url = new URL(origin)
+    const secure = url.protocol === 'https:'
+    this.#target = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port === '' ? undefined : Number(url.port) }
+    const agentOptions = { keepAlive: true, maxSockets: options.connections, maxFreeSockets: options.connections }
+    this.#agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions)
+    this.#send = secure ? httpsRequest : httpRequest
+    this.#timeout = options.timeout
   }
 
   /** Sends a request; resolves with any HTTP answer, rejects with an {@link HttpFailure}. */
   request (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string): Promise<HttpAnswer> {
     return new Promise((resolve, reject) => {
+      if (this.#closed) {
+        reject(new HttpFailure(codedError('POOL_CLOSED', 'the connection pool to Kinde is closed'), false))
+        return
+      }
+      const payload = body === undefined ? undefined : Buffer.from(body, 'utf8')
+      const request = this.#send({
+        ...this.#target,
+        method,
+        path,
+        headers: payload === undefined ? headers : { ...headers, 'content-length': String(payload.length) },
+        agent: this.#agent
+      })
+      this.#inFlight.add(request)
       let written = false
-      let status = 0
-      const responseHeaders: Record<string, string> = {}
-      const chunks: Buffer[] = []
-      const handler: Dispatcher.DispatchHandler = {
-        onConnect () {},
-        onRequestSent () { written = true },
-        onHeaders (statusCode, rawHeaders) {
-          status = statusCode
-          for (let i = 0; i < rawHeaders.length; i += 2) {
-            responseHeaders[rawHeaders[i].toString('latin1').toLowerCase()] = rawHeaders[i + 1].toString('latin1')
-          }
-          return true
-        },
-        onData (chunk) {
-          chunks.push(chunk)
-          return true
-        },
-        onComplete () {
-          resolve({ status, headers: responseHeaders, body: parseBody(Buffer.concat(chunks).toString('utf8'), responseHeaders['content-type']) })
-        },
-        onError (error) {
-          reject(new HttpFailure(error, written))
-        }
-      } as Dispatcher.DispatchHandler & { onRequestSent: () => void }
-      this.#pool.dispatch({ method, path, headers, body }, handler)
+      // A timeout destroys the request, and what then surfaces is a generic reset: keep the reason.
+      let timedOut: Error | undefined
+      // Settling twice is harmless: a promise keeps its first outcome.
+      const fail = (error: Error): void => {
+        this.#inFlight.delete(request)
+        reject(new HttpFailure(timedOut ?? error, written))
+      }
+      request.on('finish', () => { written = true })
+      request.setTimeout(this.#timeout, () => {
+        timedOut = codedError('TIMEOUT', `the connection to Kinde was silent for ${this.#timeout} ms`)
+        request.destroy(timedOut)
+      })
+      request.on('error', fail)
+      request.on('response', answer => {
+        const chunks: Buffer[] = []
+        answer.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+        answer.on('error', fail)
+        answer.on('end', () => {
+          this.#inFlight.delete(request)
+          const responseHeaders = lowerCaseHeaders(answer.rawHeaders)
+          resolve({ status: answer.statusCode!, headers: responseHeaders, body: parseBody(Buffer.concat(chunks).toString('utf8'), responseHeaders['content-type']) })
+        })
+      })
+      request.end(payload)
     })
   }
 
-  /** Closes the pool, aborting whatever is still in flight. */
+  /** Closes the pool, aborting whatever is still in flight or queued. */
   async close (): Promise<void> {
-    await this.#pool.destroy()
+    this.#closed = true
+    for (const request of this.#inFlight) request.destroy(codedError('POOL_CLOSED', 'the connection pool to Kinde was closed'))
+    this.#agent.destroy()
   }
+}
+
+/** Response headers by lower-case name; of a repeated header, the last. */
+function lowerCaseHeaders (raw: string[]): Record<string, string> {
+  const headers: Record<string, string> = {}
+  for (let i = 0; i < raw.length; i += 2) headers[raw[i].toLowerCase()] = raw[i + 1]
+  return headers
 }
 
 function parseBody (text: string, contentType: string | undefined): unknown {
