@@ -27,7 +27,10 @@ t.test('the quick bench runs every section, prints the markdown report and write
   for (const heading of ['## Benchmarks', '### Request overhead', '### Recording', '### Delivery', '### Kinde calls per 1,000,000 requests', '### Targets']) {
     t.match(stdout, heading)
   }
-  for (const label of ['bare Fastify', 'empty `onResponse` hook', 'kinde-metering, 1,000 customers', 'kinde-metering, 100,000 customers', '`@fastify/rate-limit`', 'naive']) {
+  for (const label of ['bare Fastify', 'empty `onResponse` hook', 'kinde-metering registered, route unmetered', 'kinde-metering, one count, 1,000 customers',
+    'kinde-metering, count + `responseBytes`, 1,000 customers', 'kinde-metering, count + `responseBytes`, 100,000 customers', '`@fastify/rate-limit`', 'naive',
+    'bare Express', 'Express + one trivial `app.use`', 'Express + one `app.use` adding a `finish` listener', 'Express + `app.use(kindeMetering(...))`, route unmetered',
+    'Express + kinde-metering, count + `responseBytes`']) {
     t.match(stdout, new RegExp(`^\\| [^|]*${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[^|]*\\| [\\d,]+`, 'm'), `a row for ${label}`)
   }
   t.notMatch(stdout, /NaN|undefined|Infinity/)
@@ -42,18 +45,23 @@ t.test('the quick bench runs every section, prints the markdown report and write
   t.match(results.machine, { cpus: Number, cpuModel: String, node: process.version })
 
   const rows = results.overhead.rows as Array<Record<string, any>>
-  t.equal(rows.length, 6)
+  t.equal(rows.length, 13)
   for (const row of rows) {
     t.ok(row.requestsPerSecond.median > 0, `${row.case} served requests`)
     t.ok(row.serverCpuMicros.median > 0, `${row.case} CPU per request was read`)
     t.equal(row.errors, 0, `${row.case} answered every request with 2xx`)
   }
-  t.equal(rows[0].throughputRatio.median, 1, 'ratios are to bare')
-  for (const name of ['metering-1k', 'metering-100k']) {
-    const row = rows.find(r => r.case === name)!
-    t.ok(row.server.pendingPairs > 0 && row.server.pendingPairs <= 2 * row.customers, `${name} metered two features per customer`)
-    t.equal(row.server.lost, 0, `${name} lost no usage`)
+  const row = (name: string): Record<string, any> => rows.find(r => r.case === name)!
+  t.equal(row('bare').throughputRatio.median, 1, 'Fastify ratios are to bare Fastify')
+  t.equal(row('express-bare').throughputRatio.median, 1, 'Express ratios are to bare Express')
+  t.equal(row('express-metered').baseline, 'express-bare')
+  for (const name of ['metering-1k', 'metering-100k', 'express-metered']) {
+    t.ok(row(name).server.pendingPairs > row(name).customers && row(name).server.pendingPairs <= 2 * row(name).customers, `${name} metered two features per customer`)
+    t.equal(row(name).server.lost, 0, `${name} lost no usage`)
   }
+  t.ok(row('count-1k').server.pendingPairs > 0 && row('count-1k').server.pendingPairs <= row('count-1k').customers, 'the one-count route metered one feature per customer')
+  for (const name of ['unmetered', 'express-unmetered']) t.equal(row(name).server.pendingPairs, 0, `${name}: registered, nothing metered`)
+  for (const name of ['bare', 'hook', 'express-bare', 'express-trivial']) t.equal(row(name).server.pendingPairs, undefined, `${name} runs without kinde-metering`)
   t.ok(rows.find(r => r.case === 'naive')!.server.posts.started > 0, 'the naive server posted usage')
 
   t.same(results.recording.map((r: { pairs: number }) => r.pairs), [1_000, 10_000])
@@ -61,5 +69,7 @@ t.test('the quick bench runs every section, prints the markdown report and write
   t.ok(results.delivery.recordsPerSecond.median > 0)
   t.equal(results.calls.rows.length, 8)
   t.equal(results.calls.measured.length, 2, 'the model is checked against both metered runs')
-  t.ok(results.targets.length >= 7)
+  t.ok(results.targets.length >= 10)
+  t.match(stdout, /route unmetered: ≥ 0\.97 of bare throughput/)
+  t.match(stdout, /Express: a metered route costs no more than/)
 })
