@@ -49,6 +49,12 @@ function codedError (code: string, message: string): Error & { code: string } {
   return Object.assign(new Error(message), { code })
 }
 
+/** Node's client per scheme: Kinde is `https:`, the emulator `http:`. */
+const CLIENTS = {
+  'http:': { Agent: HttpAgent, request: httpRequest },
+  'https:': { Agent: HttpsAgent, request: httpsRequest }
+}
+
 /** Sends requests to one Kinde origin over a keep-alive pool. */
 export class KindeHttp {
   readonly #target: Pick<RequestOptions, 'protocol' | 'hostname' | 'port'>
@@ -66,11 +72,11 @@ export class KindeHttp {
    */
   constructor (origin: string, options: { connections: number, timeout: number }) {
     const url = new URL(origin)
-    const secure = url.protocol === 'https:'
-    this.#target = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port === '' ? undefined : Number(url.port) }
-    const agentOptions = { keepAlive: true, maxSockets: options.connections, maxFreeSockets: options.connections }
-    this.#agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions)
-    this.#send = secure ? httpsRequest : httpRequest
+    const client = CLIENTS[url.protocol as keyof typeof CLIENTS]
+    // An empty port is the scheme's default to Node; IPv6 hosts come bracketed from URL.
+    this.#target = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port }
+    this.#agent = new client.Agent({ keepAlive: true, maxSockets: options.connections, maxFreeSockets: options.connections })
+    this.#send = client.request
     this.#timeout = options.timeout
   }
 
