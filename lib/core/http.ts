@@ -63,7 +63,6 @@ export class KindeHttp {
   readonly #timeout: number
   /** Requests not yet answered in full: close() aborts them, queued ones included. */
   readonly #inFlight = new Set<ClientRequest>()
-  #closed = false
 
   /**
    * @param origin `https://…` or, for the emulator, `http://…`.
@@ -83,10 +82,6 @@ export class KindeHttp {
   /** Sends a request; resolves with any HTTP answer, rejects with an {@link HttpFailure}. */
   request (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string): Promise<HttpAnswer> {
     return new Promise((resolve, reject) => {
-      if (this.#closed) {
-        reject(new HttpFailure(codedError('POOL_CLOSED', 'the connection pool to Kinde is closed'), false))
-        return
-      }
       const payload = body === undefined ? undefined : Buffer.from(body, 'utf8')
       const request = this.#send({
         ...this.#target,
@@ -124,9 +119,11 @@ export class KindeHttp {
     })
   }
 
-  /** Closes the pool, aborting whatever is still in flight or queued. */
+  /**
+   * Closes the pool, aborting whatever is still in flight or queued. A request made later opens
+   * a connection of its own, which the pool keeps unreferenced: it never holds the process open.
+   */
   async close (): Promise<void> {
-    this.#closed = true
     for (const request of this.#inFlight) request.destroy(codedError('POOL_CLOSED', 'the connection pool to Kinde was closed'))
     this.#agent.destroy()
   }
