@@ -6,16 +6,23 @@
  * the operating system.
  *
  * Why not undici (issue 13): undici's package index loads its `lib/web/*` group (fetch, cache
- * storage, cookies, websocket, eventsource) even for a plain `Pool`. A Fastify server that had
- * loaded that group and booted any plugin ran `process.nextTick` about ten times slower, at every
- * call site alike (8.7% of the server's CPU in `--cpu-prof` against 0.6%; +5 to +9 µs per
- * request on a 30 µs hello-world route), with the routes metering nothing. `--trace-opt` and
- * `--trace-deopt` show `nextTick` optimized once and never deoptimized in both servers, the tick
- * objects keep the same fast map, and V8 makes no pretenuring decision: the slowdown lives inside
- * the optimized code, triggered by what the process had loaded, not by anything this package does
- * per request. undici 7 has no `exports` map, so only its index is a supported import; importing
- * its internals would break at its next release. Node's Agent loads nothing Fastify has not
- * loaded already, needs no dependency, and has no handler API to be deprecated.
+ * storage, cookies, websocket, eventsource) even for a plain `Pool`. In a Fastify server that had
+ * loaded the whole index and booted a plugin, `process.nextTick` ran about ten times slower at
+ * every call site (8.7% of the server's CPU in `--cpu-prof` against 0.6%; +5 to +9 µs per request
+ * on a 30 µs hello-world route), with the routes metering nothing. `nextTick` builds each tick
+ * object with an object literal whose first keys are computed (`{ [async_id_symbol]: …,
+ * [trigger_async_id_symbol]: …, callback, args }`). In the slow servers, `%DebugPrint` of
+ * `nextTick`'s feedback shows the three property definitions after the first one MEGAMORPHIC
+ * (five servers out of five; monomorphic in five out of five with only Fastify and a plugin, or
+ * with this package on `node:http`), and `perf` shows the time in
+ * `Runtime_DefineKeyedOwnPropertyInLiteral`: every tick object is built by a C++ transition
+ * search instead of a map check. `nextTick` is optimized once and never deoptimized, so the
+ * generic path stays. Neither one `lib/web` module alone nor undici without a plugin does it,
+ * so it is no line of undici's: why the whole index tips V8's feedback there was not pinned down
+ * (the likeliest reading: more loaded code moves when `nextTick` turns hot against when the
+ * literal's intermediate maps are replaced). undici 7 has no `exports` map, so only its index is
+ * a supported import. Node's Agent adds only Node's own `http`/`https` modules, needs no
+ * dependency, and has no handler API to be deprecated.
  */
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type RequestOptions } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
