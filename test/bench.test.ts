@@ -7,6 +7,10 @@ import { plainEnv } from './helpers/processes.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
+// The quick run starts a server and a load process per overhead row (13 rows, each through tsx):
+// about a minute on a quiet machine, more than the suite's 120 s per file when it is busy.
+t.setTimeout(360_000)
+
 /** Runs `bench/run.ts` as `npm run bench -- --quick` does (on the sources, so no build is needed). */
 function runBench (out: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
   // The measured processes are not tests: they must not write coverage or load tap's hooks.
