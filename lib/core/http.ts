@@ -24,7 +24,7 @@
  * a supported import. Node's Agent adds only Node's own `http`/`https` modules, needs no
  * dependency, and has no handler API to be deprecated.
  */
-import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type RequestOptions } from 'node:http'
+import { Agent as HttpAgent, request as httpRequest, type RequestOptions } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 
 /** An HTTP answer, body parsed as JSON when it is JSON. */
@@ -39,8 +39,8 @@ export class HttpFailure extends Error {
   /** True when the request was handed to the socket before the failure: it may have been applied. */
   readonly written: boolean
   /**
-   * The underlying error's code: Node's (`ECONNREFUSED`, `ECONNRESET`, …), `TIMEOUT` when the
-   * connection stayed silent for the timeout, or `POOL_CLOSED` when the pool was closed first.
+   * The underlying error's code: Node's (`ECONNREFUSED`, `ECONNRESET`, …), or `TIMEOUT` when the
+   * connection stayed silent for the timeout.
    */
   readonly errorCode: string | undefined
 
@@ -49,11 +49,6 @@ export class HttpFailure extends Error {
     this.written = written
     this.errorCode = cause.code
   }
-}
-
-/** An error with a code, as Node's own errors carry one. */
-function codedError (code: string, message: string): Error & { code: string } {
-  return Object.assign(new Error(message), { code })
 }
 
 /** Node's client per scheme: Kinde is `https:`, the emulator `http:`. */
@@ -68,8 +63,6 @@ export class KindeHttp {
   readonly #agent: HttpAgent
   readonly #send: typeof httpRequest
   readonly #timeout: number
-  /** Requests not yet answered in full: close() aborts them, queued ones included. */
-  readonly #inFlight = new Set<ClientRequest>()
 
   /**
    * @param origin `https://…` or, for the emulator, `http://…`.
@@ -97,18 +90,14 @@ export class KindeHttp {
         headers: payload === undefined ? headers : { ...headers, 'content-length': String(payload.length) },
         agent: this.#agent
       })
-      this.#inFlight.add(request)
       let written = false
       // A timeout destroys the request, and what then surfaces is a generic reset: keep the reason.
       let timedOut: Error | undefined
       // Settling twice is harmless: a promise keeps its first outcome.
-      const fail = (error: Error): void => {
-        this.#inFlight.delete(request)
-        reject(new HttpFailure(timedOut ?? error, written))
-      }
+      const fail = (error: Error): void => { reject(new HttpFailure(timedOut ?? error, written)) }
       request.on('finish', () => { written = true })
       request.setTimeout(this.#timeout, () => {
-        timedOut = codedError('TIMEOUT', `the connection to Kinde was silent for ${this.#timeout} ms`)
+        timedOut = Object.assign(new Error(`the connection to Kinde was silent for ${this.#timeout} ms`), { code: 'TIMEOUT' })
         request.destroy(timedOut)
       })
       request.on('error', fail)
@@ -117,7 +106,6 @@ export class KindeHttp {
         answer.on('data', (chunk: Buffer) => { chunks.push(chunk) })
         answer.on('error', fail)
         answer.on('end', () => {
-          this.#inFlight.delete(request)
           const responseHeaders = lowerCaseHeaders(answer.rawHeaders)
           resolve({ status: answer.statusCode!, headers: responseHeaders, body: parseBody(Buffer.concat(chunks).toString('utf8'), responseHeaders['content-type']) })
         })
@@ -127,11 +115,11 @@ export class KindeHttp {
   }
 
   /**
-   * Closes the pool, aborting whatever is still in flight or queued. A request made later opens
-   * a connection of its own, which the pool keeps unreferenced: it never holds the process open.
+   * Closes the pool's connections: a request still on one fails (as written or not, as it was).
+   * A request made later opens a connection of its own, which the pool keeps unreferenced once
+   * answered: it never holds the process open.
    */
   async close (): Promise<void> {
-    for (const request of this.#inFlight) request.destroy(codedError('POOL_CLOSED', 'the connection pool to Kinde was closed'))
     this.#agent.destroy()
   }
 }
