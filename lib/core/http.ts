@@ -74,7 +74,15 @@ export class KindeHttp {
     const client = CLIENTS[url.protocol as keyof typeof CLIENTS]
     // An empty port is the scheme's default to Node; IPv6 hosts come bracketed from URL.
     this.#target = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port }
-    this.#agent = new client.Agent({ keepAlive: true, maxSockets: options.connections, maxFreeSockets: options.connections })
+    this.#agent = new client.Agent({
+      keepAlive: true,
+      maxSockets: options.connections,
+      maxFreeSockets: options.connections,
+      // An idle connection is closed after 4 s (undici's default), or sooner when the server's
+      // Keep-Alive hint says so, so that a send seldom goes out on a connection Kinde is closing
+      // (a reset after writing is ambiguous).
+      timeout: 4_000
+    })
     this.#send = client.request
     this.#timeout = options.timeout
   }
