@@ -1,7 +1,7 @@
 /**
  * One Express variant of the measured server (see `Variant`): `GET /` answering
  * `res.json({ hello: 'world' })`. Runs in its own process; the harness reads its CPU time. The
- * bare and trivial-middleware servers load nothing but Express.
+ * servers without kinde-metering load nothing but Express.
  */
 import express, { type RequestHandler } from 'express'
 import type { MeteringStats } from '../lib/index.js'
