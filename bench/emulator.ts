@@ -1,10 +1,10 @@
 /**
  * The Kinde emulator in a process of its own, so that what it spends answering is never charged
- * to the process being measured. Knows agreements `agr_0` … `agr_<n-1>`, each with `FEATURES`.
+ * to the process being measured. Knows agreements `agr_0` … `agr_<n-1>`, each with `FEATURES` and `BYTES_FEATURE`.
  */
 import { answer, childConfig, tell } from './proc.js'
 import { loadTesting } from './package.js'
-import { agreementId, FEATURES } from './customers.js'
+import { agreementId, BYTES_FEATURE, FEATURES } from './customers.js'
 
 /** What the emulator process is asked for. */
 export interface EmulatorConfig { agreements: number }
@@ -23,7 +23,7 @@ async function main (): Promise<void> {
   const { agreements } = childConfig<EmulatorConfig>()
   const { startKindeEmulator } = await loadTesting()
   const kinde = await startKindeEmulator({
-    agreements: Array.from({ length: agreements }, (_, i) => ({ id: agreementId(i), customerId: `cus_${i}`, features: [...FEATURES] }))
+    agreements: Array.from({ length: agreements }, (_, i) => ({ id: agreementId(i), customerId: `cus_${i}`, features: [...FEATURES, BYTES_FEATURE] }))
   })
   answer('stats', () => {
     const cpu = process.cpuUsage()

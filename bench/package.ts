@@ -11,13 +11,18 @@ function source (): Source {
   return process.env.KINDE_METERING_BENCH_FROM === 'lib' ? 'lib' : 'dist'
 }
 
-function modulePath (name: 'index' | 'testing'): string {
+function modulePath (name: 'index' | 'express' | 'testing'): string {
   return source() === 'lib' ? `${ROOT}lib/${name}.ts` : `${ROOT}dist/esm/${name}.js`
 }
 
 /** The package's main entry. */
 export async function loadPackage (): Promise<typeof import('../lib/index.js')> {
   return await import(modulePath('index')) as typeof import('../lib/index.js')
+}
+
+/** `kinde-metering/express`: the Express middleware. */
+export async function loadExpress (): Promise<typeof import('../lib/express.js')> {
+  return await import(modulePath('express')) as typeof import('../lib/express.js')
 }
 
 /** `kinde-metering/testing`: the emulator. */

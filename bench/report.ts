@@ -20,6 +20,15 @@ export function headerBlock (info: { cpus: number, cpuModel: string, pinned: boo
     `${num(seconds)} s in all.`
 }
 
+/** One framework's rows, ratios to its bare server. */
+function overheadTable (rows: OverheadRow[]): string {
+  return table(['server', 'req/s', '× bare', 'p99 ms', '× bare', 'server CPU µs/request', 'µs/request over bare', 'core busy: server / autocannon'],
+    rows.map(row => [
+      row.label, range(row.requestsPerSecond), range(row.throughputRatio, 2), range(row.p99Ms), range(row.p99Ratio, 2),
+      range(row.serverCpuMicros, 1), range(row.extraCpuMicros, 1), `${percent(row.serverCpuShare)} / ${percent(row.loadCpuShare)}`
+    ]))
+}
+
 export function overheadBlock (rows: OverheadRow[], plan: { connections: number, warmupSeconds: number, seconds: number, rounds: number }): string {
   const basis = basisOf(rows)
   const caution = basis.on === 'nothing'
@@ -28,18 +37,18 @@ export function overheadBlock (rows: OverheadRow[], plan: { connections: number,
       ? `\n\n**Note:** ${basis.why}; the servers' CPU µs/request ratios are the steadier comparison.`
       : ''
   const naive = rows.find(row => row.case === 'naive')?.server.posts
+  const fastify = rows.filter(row => row.baseline === 'bare')
+  const express = rows.filter(row => row.baseline === 'express-bare')
   return `### Request overhead\n\n` +
-    `autocannon (1 worker, ${plan.connections} connections, loopback) against a one-route Fastify server (\`GET /\` → \`{"hello":"world"}\`, \`logger: false\`); ` +
+    `autocannon (1 worker, ${plan.connections} connections, loopback) against a one-route server (\`GET /\` → \`{"hello":"world"}\`); ` +
     `${plan.warmupSeconds} s warm-up then ${plan.seconds} s, ${plan.rounds} interleaved round(s), each server in its own process; median (min–max). ` +
-    '"× bare" is the ratio to the bare server of the same round. kinde-metering bills the customer named in the `x-customer` header, with two meters on the route ' +
-    '(`searches` +1 and `cpu_ms` = `durationMs`); server µs/request is user + system CPU from `/proc/<pid>/stat` over the window, divided by responses.\n\n' +
-    table(['server', 'req/s', '× bare', 'p99 ms', '× bare', 'server CPU µs/request', '× bare', 'core busy: server / autocannon'],
-      rows.map(row => [
-        row.label, range(row.requestsPerSecond), range(row.throughputRatio, 2), range(row.p99Ms), range(row.p99Ratio, 2),
-        range(row.serverCpuMicros, 1), range(row.cpuRatio, 2), `${percent(row.serverCpuShare)} / ${percent(row.loadCpuShare)}`
-      ])) +
+    '"× bare" and "over bare" compare with the bare server of the same framework in the same round; a bare server loads nothing but its framework. ' +
+    'kinde-metering bills the customer named in the `x-customer` header; metered routes count `searches` +1, and with two meters also `egress_bytes` = `responseBytes`. ' +
+    'Server µs/request is user + system CPU from `/proc/<pid>/stat` over the window, divided by responses.\n\n' +
+    overheadTable(fastify) +
     (naive === undefined ? '' : `\n\nThe naive server, last round: ${num(naive.started)} POSTs started, ${num(naive.ok)} answered 2xx, ${num(naive.failed)} failed, ${num(naive.unanswered)} still unanswered at the end.`) +
-    caution
+    caution +
+    (express.length === 0 ? '' : `\n\nExpress 5 (\`res.json\`), same load:\n\n${overheadTable(express)}`)
 }
 
 export function recordingBlock (rows: RecordingRow[]): string {

@@ -1,8 +1,10 @@
 /**
  * `npm run bench`: what metering costs a server, beside its peers, in one run.
  *
- * - Request overhead: one-route Fastify servers (bare, empty hook, kinde-metering, rate-limit,
- *   naive per-request POSTs) under autocannon, each in its own process, interleaved over rounds.
+ * - Request overhead: one-route Fastify servers (bare, empty hook, kinde-metering registered on an
+ *   unmetered route, metered with one or two meters, rate-limit, naive per-request POSTs) and
+ *   Express servers (bare, trivial middleware, a `finish` listener, kinde-metering unmetered and
+ *   metered) under autocannon, each in its own process, interleaved over rounds.
  * - Recording: `Metering.record()` calls per second and heap bytes per pending pair.
  * - Delivery: records per second to the emulator, and which side limited it.
  * - Kinde calls per 1,000,000 requests, aggregated against naive, from the aggregation model.
@@ -49,7 +51,7 @@ for (const section of only) if (!(SECTIONS as readonly string[]).includes(sectio
 const plan = {
   rounds: Number(args.rounds ?? (quick ? 1 : 3)),
   warmupSeconds: Number(args.warmup ?? (quick ? 0.1 : 3)),
-  seconds: Number(args.seconds ?? (quick ? 0.3 : 10)),
+  seconds: Number(args.seconds ?? (quick ? 0.5 : 10)), // a quick window long enough for the naive server to answer on a busy machine
   connections: 50,
   recordingPairs: quick ? [1_000, 10_000] : [1_000, 1_000_000],
   recordingSeconds: quick ? 0.05 : 2,
@@ -141,7 +143,8 @@ async function main (): Promise<void> {
   }
   if (only.has('calls')) {
     const calls = benchCalls()
-    const measured: MeasuredCalls[] = (overhead?.rows ?? []).filter(row => row.server.pendingPairs !== undefined)
+    // The model counts two meters per request: the Fastify rows metering a count and responseBytes.
+    const measured: MeasuredCalls[] = (overhead?.rows ?? []).filter(row => row.case.startsWith('metering-'))
       .map(row => ({ label: row.label.replace(/^\+ /, ''), customers: row.customers, served: row.servedRequests, pendingPairs: row.server.pendingPairs! }))
     results.calls = { rows: calls, measured }
     blocks.push(callsBlock(calls, measured))

@@ -1,45 +1,13 @@
 /**
- * One variant of the measured server: a one-route Fastify app answering a small JSON, bare or
- * with one kind of per-request work. Runs in its own process; the harness reads its CPU time.
+ * One Fastify variant of the measured server (see `Variant`): a one-route app answering a small
+ * JSON. Runs in its own process; the harness reads its CPU time. What a variant does not use, it
+ * does not load: the bare server is Fastify alone.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
-import rateLimit from '@fastify/rate-limit'
 import { answer, childConfig, tell } from './proc.js'
+import { FEATURES } from './customers.js'
 import { loadPackage } from './package.js'
-import { CUSTOMER_HEADER, FEATURES } from './customers.js'
-
-/**
- * - `bare`: the route alone;
- * - `hook`: plus an empty `onResponse` hook, the floor any hook-based plugin pays;
- * - `metering`: kinde-metering, customer from the header, two meters on the route;
- * - `rate-limit`: `@fastify/rate-limit` keyed by the same header (never reached);
- * - `naive`: one meter usage POST to Kinde per request, fire-and-forget, as one would write it
- *   without this package.
- */
-export type Variant = 'bare' | 'hook' | 'metering' | 'rate-limit' | 'naive'
-
-/** What the server process is started with. */
-export interface ServerConfig {
-  variant: Variant
-  kinde: { url: string, clientId: string, clientSecret: string }
-}
-
-/** What `stats` answers after a run. */
-export interface ServerStats {
-  /** kinde-metering: distinct (customer, feature) pairs pending, i.e. records the next flush sends. */
-  pendingPairs?: number
-  /** kinde-metering: usage refused or dropped (should be 0). */
-  lost?: number
-  /** naive: meter usage POSTs started, answered 2xx, failed, and still unanswered. */
-  posts?: { started: number, ok: number, failed: number, unanswered: number }
-  /** Resident memory at the end, bytes. */
-  rss: number
-}
-
-function customerId (headers: Record<string, string | string[] | undefined>): string | undefined {
-  const id = headers[CUSTOMER_HEADER]
-  return typeof id === 'string' ? id : undefined
-}
+import { COUNT_METER, customerId, meteringOptions, serverStats, TWO_METERS, type ServerConfig, type ServerStats } from './variants.js'
 
 async function naiveMetering (app: FastifyInstance, kinde: ServerConfig['kinde'], posts: NonNullable<ServerStats['posts']>): Promise<void> {
   const form = new URLSearchParams({
@@ -68,41 +36,25 @@ async function naiveMetering (app: FastifyInstance, kinde: ServerConfig['kinde']
 
 async function main (): Promise<void> {
   const { variant, kinde } = childConfig<ServerConfig>()
-  // Every variant loads the same code in the same order and differs only in what it registers.
-  // What a process happened to load was enough to tip V8 into a slow path for the object that
-  // process.nextTick allocates (15% of a hello-world server's CPU instead of 1%, seen in
-  // --cpu-prof): more than the differences measured here, and unrelated to them.
-  const { kindeMetering } = await loadPackage()
   const app = Fastify({ logger: false })
   const posts = { started: 0, ok: 0, failed: 0, unanswered: 0 }
+  const metered = variant === 'unmetered' || variant === 'metered-count' || variant === 'metered'
   if (variant === 'hook') {
     app.addHook('onResponse', (_request, _reply, done) => { done() })
-  } else if (variant === 'metering') {
-    await app.register(kindeMetering, {
-      domain: kinde.url,
-      clientId: kinde.clientId,
-      clientSecret: kinde.clientSecret,
-      customer: request => {
-        const id = customerId(request.headers)
-        return id === undefined ? undefined : { agreementId: id }
-      },
-      // 100,000 customers × 2 features; the default flush interval (60 s) outlasts the run.
-      maxPendingKeys: 1_000_000
-    })
+  } else if (metered) {
+    const { kindeMetering } = await loadPackage()
+    await app.register(kindeMetering, meteringOptions(kinde))
   } else if (variant === 'rate-limit') {
+    const { default: rateLimit } = await import('@fastify/rate-limit')
     await app.register(rateLimit, { max: 1_000_000_000, timeWindow: 60_000, keyGenerator: request => customerId(request.headers) ?? request.ip })
   } else if (variant === 'naive') {
     await naiveMetering(app, kinde, posts)
   }
-  app.get('/', { config: { meter: [FEATURES[0], { feature: FEATURES[1], value: 'durationMs' }] } }, async () => ({ hello: 'world' }))
+  const meter = variant === 'metered-count' ? COUNT_METER : variant === 'metered' ? TWO_METERS : undefined
+  app.get('/', meter === undefined ? {} : { config: { meter } }, async () => ({ hello: 'world' }))
   await app.listen({ host: '127.0.0.1', port: 0 })
   answer('stats', () => {
-    const stats: ServerStats = { rss: process.memoryUsage().rss }
-    if (variant === 'metering') {
-      const metering = app.metering.stats()
-      stats.pendingPairs = metering.pending.keys
-      stats.lost = Object.values(metering.refused).reduce((sum, count) => sum + count, 0) + metering.dropped.overflow.records
-    }
+    const stats = serverStats(metered ? app.metering.stats() : undefined)
     if (variant === 'naive') stats.posts = { ...posts, unanswered: posts.started - posts.ok - posts.failed }
     return stats
   })

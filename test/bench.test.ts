@@ -7,6 +7,10 @@ import { plainEnv } from './helpers/processes.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
+// The quick run starts a server and a load process per overhead row (13 rows, each through tsx):
+// about a minute on a quiet machine, more than the suite's 120 s per file when it is busy.
+t.setTimeout(360_000)
+
 /** Runs `bench/run.ts` as `npm run bench -- --quick` does (on the sources, so no build is needed). */
 function runBench (out: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
   // The measured processes are not tests: they must not write coverage or load tap's hooks.
@@ -27,7 +31,10 @@ t.test('the quick bench runs every section, prints the markdown report and write
   for (const heading of ['## Benchmarks', '### Request overhead', '### Recording', '### Delivery', '### Kinde calls per 1,000,000 requests', '### Targets']) {
     t.match(stdout, heading)
   }
-  for (const label of ['bare Fastify', 'empty `onResponse` hook', 'kinde-metering, 1,000 customers', 'kinde-metering, 100,000 customers', '`@fastify/rate-limit`', 'naive']) {
+  for (const label of ['bare Fastify', 'empty `onResponse` hook', 'kinde-metering registered, route unmetered', 'kinde-metering, one count, 1,000 customers',
+    'kinde-metering, count + `responseBytes`, 1,000 customers', 'kinde-metering, count + `responseBytes`, 100,000 customers', '`@fastify/rate-limit`', 'naive',
+    'bare Express', 'Express + one trivial `app.use`', 'Express + one `app.use` adding a `finish` listener', 'Express + `app.use(kindeMetering(...))`, route unmetered',
+    'Express + kinde-metering, count + `responseBytes`']) {
     t.match(stdout, new RegExp(`^\\| [^|]*${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[^|]*\\| [\\d,]+`, 'm'), `a row for ${label}`)
   }
   t.notMatch(stdout, /NaN|undefined|Infinity/)
@@ -61,25 +68,30 @@ t.test('the quick bench runs every section, prints the markdown report and write
   t.same(badSummaries.map(([path]) => path), [], 'each summary has one sample per round, and min ≤ median ≤ max of them')
 
   const rows = results.overhead.rows as Array<Record<string, any>>
-  t.same(rows.map(row => row.case), ['bare', 'hook', 'metering-1k', 'metering-100k', 'rate-limit', 'naive'])
+  t.same(rows.map(row => row.case), ['bare', 'hook', 'unmetered', 'count-1k', 'metering-1k', 'metering-100k', 'rate-limit', 'naive',
+    'express-bare', 'express-trivial', 'express-finish', 'express-unmetered', 'express-metered'])
   t.equal(results.overhead.samples.length, rows.length * plan.rounds, 'one sample per case and round')
-  const [bare] = rows
-  for (const row of rows) {
-    t.equal(row.errors, 0, `${row.case} answered every request with 2xx`)
-    t.ok(row.requestsPerSecond.median > 0 && row.serverCpuMicros.median > 0, `${row.case} was measured`)
-    // Ratios and differences are taken to the bare server's run of the same round.
-    row.requestsPerSecond.samples.forEach((rps: number, round: number) => {
-      const cpu = row.serverCpuMicros.samples[round]
-      t.ok(close(row.throughputRatio.samples[round], rps / bare.requestsPerSecond.samples[round]), `${row.case} round ${round}: throughput ratio to bare`)
-      t.ok(close(row.cpuRatio.samples[round], cpu / bare.serverCpuMicros.samples[round]), `${row.case} round ${round}: CPU ratio to bare`)
-      t.ok(close(row.extraCpuMicros.samples[round], cpu - bare.serverCpuMicros.samples[round]), `${row.case} round ${round}: extra CPU over bare`)
+  const row = (name: string): Record<string, any> => rows.find(r => r.case === name)!
+  for (const one of rows) {
+    t.equal(one.errors, 0, `${one.case} answered every request with 2xx`)
+    t.ok(one.requestsPerSecond.median > 0 && one.serverCpuMicros.median > 0, `${one.case} was measured`)
+    // Ratios and differences are taken to the bare server of the same framework, in the same round.
+    t.equal(one.baseline, one.case.startsWith('express-') ? 'express-bare' : 'bare', `${one.case}: compared with bare ${one.case.startsWith('express-') ? 'Express' : 'Fastify'}`)
+    const bare = row(one.baseline)
+    one.requestsPerSecond.samples.forEach((rps: number, round: number) => {
+      const cpu = one.serverCpuMicros.samples[round]
+      t.ok(close(one.throughputRatio.samples[round], rps / bare.requestsPerSecond.samples[round]), `${one.case} round ${round}: throughput ratio to bare`)
+      t.ok(close(one.cpuRatio.samples[round], cpu / bare.serverCpuMicros.samples[round]), `${one.case} round ${round}: CPU ratio to bare`)
+      t.ok(close(one.extraCpuMicros.samples[round], cpu - bare.serverCpuMicros.samples[round]), `${one.case} round ${round}: extra CPU over bare`)
     })
   }
-  for (const name of ['metering-1k', 'metering-100k']) {
-    const row = rows.find(r => r.case === name)!
-    t.ok(row.server.pendingPairs > 0 && row.server.pendingPairs <= 2 * row.customers, `${name}: at most two pairs per customer (${row.server.pendingPairs})`)
-    t.equal(row.server.lost, 0, `${name} lost no usage`)
+  for (const name of ['metering-1k', 'metering-100k', 'express-metered']) {
+    t.ok(row(name).server.pendingPairs > 0 && row(name).server.pendingPairs <= 2 * row(name).customers, `${name}: at most two pairs per customer (${row(name).server.pendingPairs})`)
+    t.equal(row(name).server.lost, 0, `${name} lost no usage`)
   }
+  t.ok(row('count-1k').server.pendingPairs > 0 && row('count-1k').server.pendingPairs <= row('count-1k').customers, 'the one-count route metered one feature per customer')
+  for (const name of ['unmetered', 'express-unmetered']) t.equal(row(name).server.pendingPairs, 0, `${name}: registered, nothing metered`)
+  for (const name of ['bare', 'hook', 'express-bare', 'express-trivial']) t.equal(row(name).server.pendingPairs, undefined, `${name} runs without kinde-metering`)
   t.ok(rows.find(r => r.case === 'naive')!.server.posts.started > 0, 'the naive server posted usage')
 
   t.same(results.recording.map((r: { pairs: number }) => r.pairs), plan.recordingPairs)
@@ -109,11 +121,13 @@ t.test('the quick bench runs every section, prints the markdown report and write
     t.ok(Math.abs(row.ratio * journals[0].requestsPerSecond - row.requestsPerSecond) <= 0.5 + 0.5 * row.ratio + 1e-9, `${row.variant}: ratio to the run without journal`)
   }
 
-  t.ok(results.targets.length >= 7)
+  t.ok(results.targets.length >= 10)
   t.same(results.targets.filter((target: { met: string }) => !['yes', 'no', 'unclear'].includes(target.met)), [], 'every target judged yes, no or unclear')
   const verdict = (pattern: RegExp): string => results.targets.find((target: { target: string }) => pattern.test(target.target)).met
   t.equal(verdict(/^record\(\) ≥ 5,000,000 calls\/s/), results.recording[0].opsPerSecond.median >= 5_000_000 ? 'yes' : 'no', 'the recording target follows its figure')
   t.equal(verdict(/^≤ 200 heap bytes per pending pair/), results.recording[1].heapBytesPerPair.median <= 200 ? 'yes' : 'no', 'the memory target follows its figure')
+  t.match(stdout, /route unmetered: ≥ 0\.97 of bare throughput/)
+  t.match(stdout, /Express: a metered route costs no more than/)
 })
 
 /** Median, extremes and samples of a figure measured once per round. */
