@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { Metering, type DroppedRecord, type Logger } from '../lib/index.js'
 import { redisStore } from '../lib/redis.js'
-import { MERGE_BATCH, runScript, SETTLE } from '../lib/redis/scripts.js'
+import { MERGE_BATCH, runScript, SETTLE, type ScriptClient } from '../lib/redis/scripts.js'
 import type { KindeEmulator } from '../lib/testing.js'
 import { emulator, memoryLogger } from './fixtures.js'
 import { startRedisServer, waitFor } from './helpers/redis-server.js'
@@ -85,11 +85,13 @@ t.test('a value failing to send while another instance sets a newer one: the new
 t.test('the merge scripts order values by time, then origin, and never put an older one back over a newer', async t => {
   const client = connect(t)
   const prefix = `{absolute${++prefixes}}:`
+  // The package reads an ioredis client through this narrow view, as lib/redis.ts does.
+  const scripts = client as unknown as ScriptClient
   const live = `${prefix}live`
   const pair = JSON.stringify([0, 'agr_1', 'seats'])
   let batch = 0
   const merge = (value: string): Promise<unknown> =>
-    runScript(client, MERGE_BATCH, [live, `${prefix}seen:x`], [++batch, 60_000, 1000, pair, 'a', value, value.split(' ')[0]])
+    runScript(scripts, MERGE_BATCH, [live, `${prefix}seen:x`], [++batch, 60_000, 1000, pair, 'a', value, value.split(' ')[0]])
   const held = async (): Promise<string | null> => await client.hget(live, `a${pair}`)
 
   await merge('1000 b 5000000')
@@ -102,10 +104,10 @@ t.test('the merge scripts order values by time, then origin, and never put an ol
 
   // A take owning snapshot 1 puts back what it failed to send.
   await client.hset(`${prefix}inflight`, '1', 'take-1')
-  await runScript(client, SETTLE, [`${prefix}inflight`, live], ['take-1', 1000, pair, 'a', '1000 b 3000000', '1000'])
+  await runScript(scripts, SETTLE, [`${prefix}inflight`, live], ['take-1', 1000, pair, 'a', '1000 b 3000000', '1000'])
   t.equal(await held(), '1000 b 9000000', 'put back from the same origin and millisecond: the value set since stays')
   await client.hset(`${prefix}inflight`, '2', 'take-2')
-  await runScript(client, SETTLE, [`${prefix}inflight`, live], ['take-2', 1000, pair, 'a', '2000 a 4000000', '2000'])
+  await runScript(scripts, SETTLE, [`${prefix}inflight`, live], ['take-2', 1000, pair, 'a', '2000 a 4000000', '2000'])
   t.equal(await held(), '2000 a 4000000', 'put back and later: it is the latest')
   t.equal(await client.hget(live, `l${pair}`), null, 'no sum is touched')
 })

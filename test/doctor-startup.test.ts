@@ -90,7 +90,7 @@ t.test('an invalid checkSetup throws at registration, naming the option', async 
   ]
   for (const [extra, option] of cases) {
     const app = Fastify()
-    await t.rejects(app.register(kindeMetering, { ...pluginOptions(kinde), ...extra }).ready(), { name: 'InvalidOptionError', option }, option)
+    await t.rejects(async () => { await app.register(kindeMetering, { ...pluginOptions(kinde), ...extra }).ready() }, { name: 'InvalidOptionError', option }, option)
     await app.close()
   }
   t.equal(kinde.calls.token, 0)
