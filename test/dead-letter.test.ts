@@ -152,3 +152,15 @@ t.test('usage dropped as overflow, and as ambiguous under ambiguous: drop, is ke
   ])
   t.equal(kinde.usage('agr_1', 'searches'), '0')
 })
+
+t.test('a level dropped at shutdown is dead-lettered as absolute, and replay keeps it rather than undo a newer value', async t => {
+  const kinde = await emulator(t)
+  kinde.fault({ kind: 'status', status: 503, times: 1_000_000 })
+  const dir = join(t.testdir(), 'dead')
+  const core = coreOn(t, kinde, { deadLetter: { dir }, shutdownTimeout: 50 })
+  core.set({ agreementId: 'agr_1' }, 'seats', 4)
+  core.set({ agreementId: 'agr_1' }, 'seats', 7)
+  t.equal((await core.close()).dropped, 1)
+  const { records } = await readDeadLetter(dir)
+  t.match(records, [{ feature: 'seats', value: '7', meterType: 'absolute', reason: 'shutdown' }], 'the latest level, marked absolute')
+})

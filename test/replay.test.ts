@@ -138,15 +138,15 @@ t.test('a record the plugin rejected stays rejected on replay; once the plan inc
   const kinde = await emulator(t)
   const dir = t.testdir()
   const core = coreOn(t, kinde, { deadLetter: { dir } })
-  core.record({ agreementId: 'agr_1' }, 'seats', 3)
+  core.record({ agreementId: 'agr_1' }, 'gpu_hours', 3)
   await core.close()
   t.match((await readDeadLetter(dir)).records, [{ reason: 'rejected', agreementId: 'agr_1', error: { status: 400 } }])
   const refused = await replayHere([dir], kindeEnv(kinde))
   t.equal(refused.code, 1)
-  t.match(refused.stdout, /remaining: agreement agr_1, feature seats, delta 3 \(1 record\(s\)\): rejected: .*FEATURE_NOT_FOUND/)
-  kinde.addAgreement({ id: 'agr_1', customerId: 'cus_1', features: ['searches', 'seats'] })
+  t.match(refused.stdout, /remaining: agreement agr_1, feature gpu_hours, delta 3 \(1 record\(s\)\): rejected: .*FEATURE_NOT_FOUND/)
+  kinde.addAgreement({ id: 'agr_1', customerId: 'cus_1', features: ['searches', 'gpu_hours'] })
   t.equal((await replayHere([dir], kindeEnv(kinde))).code, 0)
-  t.equal(kinde.usage('agr_1', 'seats'), '3')
+  t.equal(kinde.usage('agr_1', 'gpu_hours'), '3')
 })
 
 t.test('a customer without an agreement stays no_agreement until it has one; replay then delivers its usage', async t => {
@@ -184,13 +184,18 @@ t.test('a record this version cannot send (another meter type, a damaged value) 
   const base = { t: 'R', customer: { agreementId: 'agr_1' }, agreementId: 'agr_1', feature: 'searches', timestamp: '2026-01-01T00:00:00.000Z', reason: 'overflow', time: '2026-01-01T00:00:01.000Z' } as const
   await appendDeadLetter(dir, 'hand.deadletter', [
     { ...base, id: 'a', value: '10', meterType: 'gauge' },
-    { ...base, id: 'b', value: 'ten', meterType: 'delta' }
+    { ...base, id: 'b', value: 'ten', meterType: 'delta' },
+    { ...base, id: 'c', feature: 'seats', value: '7', meterType: 'absolute' }
   ])
   const dry = await replayHere([dir, '--dry-run', '--json'])
   t.match(JSON.parse(dry.stdout), {
     dryRun: true,
     wouldSend: [],
-    cannotSend: [{ meterType: 'gauge', why: 'meter type "gauge" cannot be sent by this version' }, { why: 'value "ten" is not a decimal amount' }]
+    cannotSend: [
+      { meterType: 'gauge', why: 'meter type "gauge" cannot be sent by this version' },
+      { why: 'value "ten" is not a decimal amount' },
+      { feature: 'seats', meterType: 'absolute', why: /never resent: set the current value again with metering\.set\(\)/ }
+    ]
   })
   const text = await replayHere([dir, '--dry-run'])
   t.match(text.stdout, 'cannot send: agreement agr_1, feature searches, gauge 10 (1 record(s)): meter type "gauge" cannot be sent by this version')

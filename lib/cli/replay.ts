@@ -176,8 +176,10 @@ function classify (records: DeadRecord[]): { sendable: Array<{ record: DeadRecor
   const unsendable: Part[] = []
   for (const record of records) {
     const micros = parseMicros(record.value)
-    const why = !SENDABLE_TYPES.has(record.meterType)
-      ? `meter type ${JSON.stringify(record.meterType)} cannot be sent by this version`
+    const why = record.meterType === 'absolute'
+      ? 'a level (absolute) replaces the value Kinde holds, so an old one is never resent: set the current value again with metering.set()'
+      : !SENDABLE_TYPES.has(record.meterType)
+          ? `meter type ${JSON.stringify(record.meterType)} cannot be sent by this version`
       : micros === -1 ? `value ${JSON.stringify(record.value)} is not a decimal amount` : undefined
     if (why === undefined) sendable.push({ record, micros })
     else unsendable.push({ ...partOf(micros === -1 ? 0 : micros, record), why })

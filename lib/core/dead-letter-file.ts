@@ -74,14 +74,14 @@ export function deadLetterFile (owner: string): string {
 }
 
 /** The `R` line of a record reported dropped for `reason` now. */
-export function deadRecordOf (record: DroppedRecord & { meterType?: string }, reason: DropReason, time: string): DeadRecord {
+export function deadRecordOf (record: DroppedRecord, reason: DropReason, time: string): DeadRecord {
   const line: DeadRecord = {
     t: 'R',
     id: randomUUID(),
     customer: record.customer,
     feature: record.feature,
     value: record.value,
-    meterType: record.meterType ?? 'delta',
+    meterType: record.absolute === true ? 'absolute' : 'delta',
     timestamp: record.timestamp,
     reason,
     time
