@@ -23,7 +23,7 @@ t.test('help lists the commands; no command or an unknown one is a usage error',
     t.equal(await runCli([help], io), 0)
     t.match(out.stdout, /Usage: kinde-metering <command>[\s\S]*doctor +check the Kinde setup before going live/)
   }
-  for (const [argv, message] of [[[], 'a command is required'], [['replay'], 'unknown command "replay"'], [['toString'], 'unknown command "toString"']] as const) {
+  for (const [argv, message] of [[[], 'a command is required'], [['report'], 'unknown command "report"'], [['toString'], 'unknown command "toString"']] as const) {
     const { out, io } = captured()
     t.equal(await runCli([...argv], io), 2)
     t.match(out.stderr, message)

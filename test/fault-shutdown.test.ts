@@ -8,7 +8,7 @@ import type { Test } from 'tap'
 import Fastify from 'fastify'
 import { kindeMetering, type DroppedRecord } from '../lib/index.js'
 import type { KindeEmulator } from '../lib/testing.js'
-import { emulator, memoryLogger, pluginOptions } from './fixtures.js'
+import { coreOn, emulator, memoryLogger, pluginOptions } from './fixtures.js'
 
 const CUSTOMERS = 40
 const REQUESTS = 4_000
@@ -142,4 +142,19 @@ t.test('a RateLimit-Reset that outlasts shutdownTimeout: close() reports at once
   t.ok(closeMs < 1_000, `close did not sit out a pause it could not outlive (${closeMs} ms)`)
   t.equal(kinde.calls.meter_usage, 1, 'nothing was sent after the 429')
   t.match(drops, [{ customer: { agreementId: 'agr_1' }, feature: 'searches', value: '1' }], 'the usage is reported dropped')
+})
+
+t.test('a close flush that delivers only part of the usage is followed by another at once: the rest reaches Kinde too', async t => {
+  const kinde = await emulator(t)
+  // One attempt per flush: the pair whose send fails stays pending for the next flush of the close.
+  const core = coreOn(t, kinde, { concurrency: 1, retry: { attempts: 1, baseDelay: 60_000, maxDelay: 60_000 }, shutdownTimeout: 10_000 })
+  core.record({ agreementId: 'agr_1' }, 'searches', 2)
+  core.record({ agreementId: 'agr_2' }, 'searches', 3)
+  kinde.fault({ kind: 'status', status: 503, times: 1 })
+  const started = Date.now()
+  const outcome = await core.close()
+  t.match(outcome, { sent: 2, dropped: 0 })
+  t.same([kinde.usage('agr_1', 'searches'), kinde.usage('agr_2', 'searches')], ['2', '3'], 'both pairs delivered exactly')
+  // A flush that made progress is not followed by a backoff (here a minute long): the drain goes on.
+  t.ok(Date.now() - started < 30_000, 'no backoff after a flush that delivered something')
 })

@@ -43,7 +43,7 @@ t.test('an unknown option key is refused, naming it and the closest known option
     [{ concurency: 2 }, 'concurency', /did you mean "concurrency"/],
     [{ retry: { attempt: 2 } }, 'retry.attempt', /did you mean "retry.attempts"/],
     [{ journal: { dir: '/tmp/j', fsynk: true } }, 'journal.fsynk', /did you mean "journal.fsync"/],
-    [{ webhookUrl: 'https://example.com' }, 'webhookUrl', /known options: domain, clientId, .*journal$/]
+    [{ webhookUrl: 'https://example.com' }, 'webhookUrl', /known options: domain, clientId, .*journal, deadLetter$/]
   ]
   for (const [extra, option, hint] of cases) {
     const error = t.throws(() => resolveConfig({ domain, ...credentials, ...extra }))
