@@ -56,7 +56,7 @@ export function decide (facts) {
 }
 
 /** The facts `decide` needs, read from `env` and this machine. */
-export function facts (env = process.env, osReleaseFile = '/etc/os-release') {
+export function facts (env = process.env, osReleaseFile = '/etc/os-release', root = process.getuid?.() === 0) {
   let osRelease = ''
   try {
     osRelease = readFileSync(osReleaseFile, 'utf8')
@@ -64,7 +64,7 @@ export function facts (env = process.env, osReleaseFile = '/etc/os-release') {
   return {
     redisUrl: env.REDIS_URL,
     redisServer: onPath('redis-server', env.PATH),
-    root: process.getuid?.() === 0,
+    root,
     aptGet: onPath('apt-get', env.PATH),
     debianLike: debianLike(osRelease)
   }
@@ -114,8 +114,8 @@ async function pingUrl (url) {
  * Finds or installs Redis. Writes at most one line to `out` (an install about to happen) and
  * resolves to `{ ok: true }` or `{ ok: false, reason }` (one line, no secret in it).
  */
-export async function provideRedis ({ env = process.env, osReleaseFile = '/etc/os-release', out = line => process.stderr.write(`${line}\n`) } = {}) {
-  const decision = decide(facts(env, osReleaseFile))
+export async function provideRedis ({ env = process.env, osReleaseFile = '/etc/os-release', root = process.getuid?.() === 0, out = line => process.stderr.write(`${line}\n`) } = {}) {
+  const decision = decide(facts(env, osReleaseFile, root))
   if (decision.use === 'url') {
     const reason = await pingUrl(env.REDIS_URL)
     return reason === undefined ? { ok: true } : { ok: false, reason }
