@@ -5,9 +5,8 @@
  * port and stalled, to play an outage. `npm test` provides one or the other (scripts/services.js).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
 import { createConnection, createServer } from 'node:net'
-import { delimiter, join } from 'node:path'
+import { onPath } from '../../scripts/services.js'
 import { startSharedRedis } from './shared-redis.js'
 
 /** A running (or stopped) redis-server. */
@@ -24,16 +23,8 @@ export interface RedisServer {
 
 /** Why no Redis can be had here, or undefined when `REDIS_URL` is set or redis-server is on PATH. */
 export function redisUnavailable (env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') return undefined
-  const found = (env.PATH ?? '').split(delimiter).filter(Boolean).some(dir => {
-    try {
-      accessSync(join(dir, 'redis-server'), constants.X_OK)
-      return true
-    } catch {
-      return false
-    }
-  })
-  return found ? undefined : 'redis-server is not on PATH and REDIS_URL is not set (`node scripts/services.js` says how to get one)'
+  if ((env.REDIS_URL ?? '') !== '' || onPath('redis-server', env.PATH)) return undefined
+  return 'redis-server is not on PATH and REDIS_URL is not set (`node scripts/services.js` says how to get one)'
 }
 
 /** Asks the kernel for a port that is free now. */
