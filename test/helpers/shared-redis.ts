@@ -40,6 +40,11 @@ redis.call('SET', KEYS[1], ms + tonumber(ARGV[1]))
 return 1`
 
 const claimed = new Set<number>()
+// Claimed databases whose server was stopped: the next test of this process takes one (emptied)
+// before claiming another, so a file of many tests holds as many databases as it runs at once.
+const idle: number[] = []
+// Which server uses each claimed database now.
+const users = new Map<number, object>()
 let renewer: NodeJS.Timeout | undefined
 let released = false
 
@@ -126,7 +131,11 @@ function upstream (url: string, db: number, client: Socket, onReady: () => void)
 
 /** A database of the Redis at `url`, behind a proxy on a free 127.0.0.1 port. */
 export async function startSharedRedis (url: string): Promise<RedisServer> {
-  const db = await claimDatabase(url)
+  const reused = idle.pop()
+  if (reused !== undefined) await onDatabase(url, reused, async client => await client.eval(RENEW, 1, MARKER, LEASE_MS, '1'))
+  const db = reused ?? await claimDatabase(url)
+  const me = {}
+  users.set(db, me)
   const sockets = new Set<Socket>()
   const forwarders = new Set<() => void>()
   let stalledUntil = 0
@@ -164,6 +173,8 @@ export async function startSharedRedis (url: string): Promise<RedisServer> {
     port,
     async start () {
       if (listening) return
+      if (users.get(db) !== me) throw new Error(`this test Redis was stopped and its database (${db}) handed to another test`)
+      idle.splice(idle.indexOf(db), 1)
       await onDatabase(url, db, async client => await client.eval(RENEW, 1, MARKER, LEASE_MS, '1'))
       await new Promise<void>((resolve, reject) => proxy.once('error', reject).listen(port, '127.0.0.1', () => {
         proxy.off('error', reject)
@@ -176,6 +187,7 @@ export async function startSharedRedis (url: string): Promise<RedisServer> {
       listening = false
       for (const socket of sockets) socket.destroy()
       await new Promise(resolve => proxy.close(resolve))
+      idle.push(db)
     },
     async pause (ms: number) {
       const until = stalledUntil = Date.now() + ms
