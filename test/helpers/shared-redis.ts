@@ -100,7 +100,8 @@ function upstream (url: string, db: number, client: Socket, onReady: () => void)
   const target = new URL(url)
   const port = Number(target.port === '' ? 6379 : target.port)
   const host = target.hostname.replace(/^\[|\]$/g, '')
-  const socket = target.protocol === 'rediss:' ? tlsConnect({ host, port, servername: host }) : tcpConnect({ host, port })
+  // No Nagle delay on either hop, as ioredis has none on its own: leases are timed in milliseconds.
+  const socket = (target.protocol === 'rediss:' ? tlsConnect({ host, port, servername: host }) : tcpConnect({ host, port })).setNoDelay(true)
   const command = (...args: string[]): string => `*${args.length}\r\n${args.map(arg => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join('')}`
   const password = decodeURIComponent(target.password)
   const user = decodeURIComponent(target.username)
@@ -139,7 +140,7 @@ export async function startSharedRedis (url: string): Promise<RedisServer> {
   const sockets = new Set<Socket>()
   const forwarders = new Set<() => void>()
   let stalledUntil = 0
-  const proxy: Server = createServer(client => {
+  const proxy: Server = createServer({ noDelay: true }, client => {
     // What the client sends waits here until the database is selected, and while stalled.
     const held: Buffer[] = []
     let ready = false
