@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap'
-import { chmodSync, existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { decide, debianLike, printable, provideRedis } from '../scripts/services.js'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { redisUnavailable, startRedisServer } from './helpers/redis-server.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -28,12 +28,26 @@ function executable (dir: string, name: string, body: string): void {
   chmodSync(join(dir, name), 0o755)
 }
 
+const NOBODY = 65534
+
+/**
+ * A node that user `uid` may run: this one, or, where only its owner can reach it (a node
+ * installed under /root), a copy in `dir`.
+ */
+function nodeFor (uid: number, dir: string): string {
+  if (spawnSync(process.execPath, ['--version'], { uid, gid: uid }).status === 0) return process.execPath
+  const copy = join(dir, 'node-copy')
+  copyFileSync(process.execPath, copy)
+  chmodSync(copy, 0o755)
+  return copy
+}
+
 /**
  * Runs `node scripts/services.js` as `npm test` does, in the environment `env` alone: without the
  * NODE_OPTIONS tap adds to every child (its hooks would write tap's files, as whichever user).
  */
-async function services (env: NodeJS.ProcessEnv, args: string[] = [], uid?: number): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, script, ...args], { cwd: root, env, uid, gid: uid, signal: AbortSignal.timeout(30_000) })
+async function services (env: NodeJS.ProcessEnv, args: string[] = [], uid?: number, node = process.execPath): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', node, script, ...args], { cwd: root, env, uid, gid: uid, signal: AbortSignal.timeout(30_000) })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', chunk => { stdout += chunk })
@@ -84,7 +98,7 @@ t.test('not root: apt-get is not tried, and the line says so', async t => {
   const called = join(dir, 'apt-get-called')
   executable(bin, 'apt-get', `touch ${called}`)
   // As root, run as nobody: a real non-root process, as on a developer's laptop.
-  const { code, stderr } = await services({ PATH: bin }, [], asRoot ? 65534 : undefined)
+  const { code, stderr } = await services({ PATH: bin }, [], asRoot ? NOBODY : undefined, asRoot ? nodeFor(NOBODY, dir) : process.execPath)
   t.equal(code, 1)
   t.equal(lines(stderr).length, 1, 'one line', { stderr })
   t.match(stderr, /not root/)
