@@ -82,7 +82,7 @@ export function printable (url) {
   }
 }
 
-/** Runs apt-get with `args`, quietly; resolves to the last line it wrote to stderr when it fails. */
+/** Runs apt-get with `args`, quietly; returns why it failed (its last line on stderr), or undefined. */
 function aptGet (args, env) {
   const result = spawnSync('apt-get', args, {
     env: { ...env, DEBIAN_FRONTEND: 'noninteractive' },
