@@ -6,7 +6,8 @@
  * A database is claimed with a marker key holding a lease deadline, by a script that only claims
  * an empty database or one whose marker's lease ran out (a test process that died): a database
  * holding anything else is someone's data and is never written to. Claims are renewed while the
- * process runs, and flushed (left empty, as found) when it ends.
+ * process runs, and flushed (left empty, as found) when it ends. A restart also flushes the
+ * server's script cache, as a real restart does: the one thing shared with the user's clients.
  */
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
@@ -176,7 +177,12 @@ export async function startSharedRedis (url: string): Promise<RedisServer> {
       if (listening) return
       if (users.get(db) !== me) throw new Error(`this test Redis was stopped and its database (${db}) handed to another test`)
       idle.splice(idle.indexOf(db), 1)
-      await onDatabase(url, db, async client => await client.eval(RENEW, 1, MARKER, LEASE_MS, '1'))
+      await onDatabase(url, db, async client => {
+        await client.eval(RENEW, 1, MARKER, LEASE_MS, '1')
+        // A restarted server has forgotten its scripts too. The cache is the server's, but only a
+        // cache: every client reloads what it misses (NOSCRIPT), as after a real restart.
+        await client.script('FLUSH')
+      })
       await new Promise<void>((resolve, reject) => proxy.once('error', reject).listen(port, '127.0.0.1', () => {
         proxy.off('error', reject)
         resolve()
