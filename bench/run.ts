@@ -8,7 +8,8 @@
  * - Recording: `Metering.record()` calls per second and heap bytes per pending pair.
  * - Delivery: records per second to the emulator, and which side limited it.
  * - Kinde calls per 1,000,000 requests, aggregated against naive, from the aggregation model.
- * - The fleet and journal benchmarks, when `bench/fleet.ts` / `bench/journal.ts` exist.
+ * - The fleet and journal benchmarks, when `bench/fleet.ts` / `bench/journal.ts` exist; the fleet
+ *   one is reported as not run, with the reason, where no Redis can be had.
  *
  * Prints a markdown report on stdout (progress on stderr) and writes it, with every sample, as
  * JSON to `bench/results/`. Options: `--quick` (a smoke run of seconds), `--rounds N`,
@@ -27,6 +28,7 @@ import { callsBlock, deliveryBlock, headerBlock, otherBlock, overheadBlock, reco
 import { benchDelivery, benchRecording, type DeliveryRow, type Kinde, type RecordingRow } from './sections.js'
 import { num } from './table.js'
 import { judgeTargets } from './targets.js'
+import { redisUnavailable } from '../test/helpers/redis-server.js'
 
 const SECTIONS = ['overhead', 'recording', 'delivery', 'calls', 'fleet', 'journal'] as const
 type Section = typeof SECTIONS[number]
@@ -151,6 +153,13 @@ async function main (): Promise<void> {
   }
   for (const name of ['fleet', 'journal'] as const) {
     if (!only.has(name)) continue
+    // The fleet needs a Redis, which `npm run bench` provides where it can (scripts/services.js).
+    const noRedis = name === 'fleet' ? redisUnavailable() : undefined
+    if (noRedis !== undefined) {
+      results.fleet = { notRun: noRedis }
+      blocks.push(`### fleet\n\nnot run: ${noRedis}`)
+      continue
+    }
     const other = await timed(sectionSeconds, name, async () => await benchOther(name))
     results[name] = other
     blocks.push(otherBlock(name, other))

@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { startKindeEmulator } from '../lib/testing.js'
+import { expressNodeArgs } from './helpers/express.js'
 import { plainEnv } from './helpers/processes.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -18,7 +19,7 @@ interface Example { child: ChildProcessWithoutNullStreams, url: string, output: 
 async function startExample (t: Test, env: Record<string, string>): Promise<Example> {
   // Without tap's instrumentation: the example runs what a user runs, not the code under coverage.
   const childEnv = plainEnv({ PORT: '0', ...env })
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/express.ts'], {
+  const child = spawn(process.execPath, [...expressNodeArgs(), '--import', 'tsx', 'examples/express.ts'], {
     cwd: root, env: childEnv, signal: AbortSignal.timeout(30_000)
   })
   t.teardown(() => { if (child.exitCode === null) child.kill() })

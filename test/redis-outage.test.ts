@@ -102,9 +102,7 @@ t.test('closing while Redis is down reports what Redis never confirmed', async t
 
 t.test('Redis stalls mid-flush: the leader delivers, keeps what to put back, and settles once Redis answers', async t => {
   const kinde = await emulator(t)
-  const { client } = await redis(t)
-  const admin = client.duplicate()
-  t.teardown(() => { admin.disconnect() })
+  const { server, client } = await redis(t)
   const { metering, logs } = metered(t, kinde, client, {}, { concurrency: 1, retry: { attempts: 1, baseDelay: 1 } })
   await metering.flush()
   for (let i = 1; i <= 3; i++) metering.record({ agreementId: `agr_${i}` }, 'searches', i)
@@ -112,7 +110,7 @@ t.test('Redis stalls mid-flush: the leader delivers, keeps what to put back, and
   kinde.fault({ kind: 'status', status: 503 })
   const flushing = metering.flush()
   await waitFor(() => kinde.records.length === 1)
-  await admin.call('CLIENT', 'PAUSE', '2000', 'ALL')
+  await server.pause(2000)
   const outcome = await flushing
   t.equal(outcome.sent, 2)
   t.equal(outcome.pending, 1)

@@ -1,9 +1,13 @@
 /**
- * A real redis-server for tests and benchmarks: started on a free 127.0.0.1 port with persistence
- * off, stopped (and restartable on the same port, to play an outage) on demand.
+ * A real Redis for tests and benchmarks: a redis-server of its own, started on a free 127.0.0.1
+ * port with persistence off, or, when `REDIS_URL` names a running Redis, an empty database of it
+ * behind a loopback proxy (./shared-redis.ts). Either can be stopped, restarted empty on the same
+ * port and stalled, to play an outage. `npm test` provides one or the other (scripts/services.js).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
+import { createConnection, createServer } from 'node:net'
+import { onPath } from '../../scripts/services.js'
+import { startSharedRedis } from './shared-redis.js'
 
 /** A running (or stopped) redis-server. */
 export interface RedisServer {
@@ -13,6 +17,14 @@ export interface RedisServer {
   start (): Promise<void>
   /** Stops the server (SIGKILL, as a crash) and waits for it to exit; idempotent. */
   stop (): Promise<void>
+  /** Holds every client's commands for `ms` (as `CLIENT PAUSE ms ALL`), answering none meanwhile. */
+  pause (ms: number): Promise<void>
+}
+
+/** Why no Redis can be had here, or undefined when `REDIS_URL` is set or redis-server is on PATH. */
+export function redisUnavailable (env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if ((env.REDIS_URL ?? '') !== '' || onPath('redis-server', env.PATH)) return undefined
+  return 'redis-server is not on PATH and REDIS_URL is not set (`node scripts/services.js` says how to get one)'
 }
 
 /** Asks the kernel for a port that is free now. */
@@ -44,12 +56,29 @@ async function launch (port: number): Promise<ChildProcess> {
     child.stdout!.on('data', onData)
     child.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })
     child.once('exit', onExit)
+    child.once('error', error => { reject(new Error(`redis-server could not be started: ${error.message}; ${redisUnavailable() ?? 'is it executable?'}`)) })
   })
   return child
 }
 
-/** Starts a redis-server on a free port. Call `stop()` in teardown. */
+/** Sends one command to the redis-server on `port` and resolves once it answered. */
+async function command (port: number, args: string[]): Promise<void> {
+  const socket = createConnection(port, '127.0.0.1')
+  socket.end(`*${args.length}\r\n${args.map(arg => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join('')}`)
+  const answer = await new Promise<string>((resolve, reject) => {
+    socket.once('data', (chunk: Buffer) => { resolve(chunk.toString()) }).once('error', reject)
+  })
+  socket.destroy()
+  if (!answer.startsWith('+')) throw new Error(`redis-server answered ${args.join(' ')}: ${answer.trim()}`)
+}
+
+/**
+ * Starts a Redis for one test (a redis-server of its own, or a database of `REDIS_URL`'s). Call
+ * `stop()` in teardown.
+ */
 export async function startRedisServer (): Promise<RedisServer> {
+  const url = process.env.REDIS_URL
+  if (url !== undefined && url !== '') return await startSharedRedis(url)
   let port = await freePort()
   let child: ChildProcess | undefined
   for (let attempt = 1; child === undefined; attempt++) {
@@ -65,6 +94,9 @@ export async function startRedisServer (): Promise<RedisServer> {
     port,
     async start () {
       child ??= await launch(port)
+    },
+    async pause (ms) {
+      await command(port, ['CLIENT', 'PAUSE', String(ms), 'ALL'])
     },
     async stop () {
       const running = child
