@@ -1,6 +1,7 @@
 /**
- * What the emulated Kinde business knows: its users, organizations and billing agreements, and
- * which billing customers they make.
+ * The emulated business's users, organizations and billing agreements.
+ *
+ * Each names a billing customer or none; a customer exists when any of them names it.
  * @module
  */
 import type { EmulatorAgreement, EmulatorOrganization, EmulatorUser } from './types.js'

@@ -1,6 +1,8 @@
 /**
- * Injected faults: the rules a test adds, which request each one hits (seeded, so a run repeats),
- * and the error answer a status fault sends.
+ * Injected faults: which request each rule hits, and what a status fault answers.
+ *
+ * Probabilistic rules draw from a seeded PRNG, so a run with the same seed hits the same requests.
+ * Carrying a fault out (holding, resetting, answering) is the server's part.
  * @module
  */
 import { STATUS_CODES } from 'node:http'

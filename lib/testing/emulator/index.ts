@@ -1,4 +1,6 @@
 /**
+ * The Kinde emulator's entry point: `startKindeEmulator` and the public API it returns.
+ *
  * A local Kinde emulator: a real HTTP server on 127.0.0.1 that answers the parts of Kinde's
  * Management API that kinde-metering uses (M2M tokens, meter usage, user / organization /
  * agreement look-ups, JWKS), with the status codes and bodies documented by Kinde, plus
@@ -50,6 +52,7 @@ export async function startKindeEmulator(options: EmulatorOptions = {}): Promise
   return new Emulator(server, url, key, options)
 }
 
+/** The running emulator: the public API over the parts it wires together at start. */
 class Emulator implements KindeEmulator {
   readonly url: string
   readonly jwksUrl: string

@@ -1,6 +1,8 @@
 /**
- * The emulated M2M application and the access tokens issued to it: minting them as Kinde does,
- * and the bearer check every `/api/*` route makes (401 unknown or expired, 403 scope missing).
+ * The M2M access tokens issued so far, and the bearer check of every `/api/*` route.
+ *
+ * Tokens carry Kinde's M2M claims; the check answers 401 for an unknown or expired token and 403
+ * for one without the route's scope.
  * @module
  */
 import { randomUUID } from 'node:crypto'
@@ -33,6 +35,10 @@ export class M2MTokens {
   readonly #application: M2MApplication
   readonly #key: SigningKey
 
+  /**
+   * @param application - whose audience, client id, issuer and lifetime the tokens carry.
+   * @param key - the key tokens are signed with.
+   */
   constructor(application: M2MApplication, key: SigningKey) {
     this.#application = application
     this.#key = key

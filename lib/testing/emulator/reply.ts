@@ -1,6 +1,8 @@
 /**
- * What the emulator answers, and the error bodies Kinde documents for its Management API (an
- * `errors` array; an `errors` object on an unknown route) and for its OAuth2 token endpoint.
+ * What the emulator answers, and the error bodies Kinde documents.
+ *
+ * The Management API answers an `errors` array (an `errors` object on an unknown route); the
+ * OAuth2 token endpoint answers `error` and `error_description`.
  * @module
  */
 

@@ -1,6 +1,8 @@
 /**
- * The path every request takes through the emulator (count, read body, note, rate-limit, fault,
- * authorize, answer) and its shutdown, which waits for what is in flight.
+ * The HTTP server: the path every request takes through the emulator, and its shutdown.
+ *
+ * A request is counted, its body read, noted by its route, then rate-limited, hit by a fault or
+ * authorized, and answered; shutdown waits for every request in flight.
  * @module
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'

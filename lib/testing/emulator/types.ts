@@ -1,6 +1,8 @@
 /**
- * The public shapes of the Kinde emulator: its options, the data it is seeded with, the faults it
- * injects, what it reports back to a test, and the running emulator itself.
+ * The public types of the Kinde emulator, exported by `kinde-metering/testing`.
+ *
+ * Its options, the data it is seeded with, the faults it injects, what it reports back to a test,
+ * and the running emulator itself.
  * @module
  */
 /** A billing agreement (a customer's subscription to a plan) known to the emulator. */

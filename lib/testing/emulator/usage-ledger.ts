@@ -1,6 +1,5 @@
 /**
- * Kinde's side of the meter: the usage recorded per (agreement, feature), summed exactly with the
- * emulator's own decimals.
+ * The usage Kinde has recorded per (agreement, feature), summed exactly.
  * @module
  */
 import { addDecimals, formatDecimal, parseDecimal, type Decimal } from './decimal.js'

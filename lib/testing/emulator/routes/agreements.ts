@@ -1,6 +1,8 @@
 /**
- * `GET /api/v1/billing/agreements`: a customer's agreements (expired ones included), filtered by
- * feature and paged with `page_size`, `starting_after` or `ending_before`, as Kinde does.
+ * `GET /api/v1/billing/agreements`: a customer's agreements, filtered by feature and paged.
+ *
+ * Expired agreements are listed too; paging follows `page_size`, `starting_after` or
+ * `ending_before`, with Kinde's limits and error codes.
  * @module
  */
 import type { Directory, StoredAgreement } from '../directory.js'

@@ -1,6 +1,5 @@
 /**
- * `GET /.well-known/jwks.json` (and `/.well-known/jwks`): the public key every emulator token
- * verifies with.
+ * `GET /.well-known/jwks.json` and `/.well-known/jwks`: the key every emulator token verifies with.
  * @module
  */
 import type { SigningKey } from '../jwt.js'

@@ -1,6 +1,8 @@
 /**
- * What the look-up routes share: a required query parameter, the entity it names or Kinde's 400,
- * and whether `expand=billing` asks for the billing block.
+ * What the look-up routes share: a required query parameter and the entity it names.
+ *
+ * An absent parameter or an unknown entity gets Kinde's 400; `expand=billing` asks for the
+ * billing block.
  * @module
  */
 import { kindeError, ok, type Reply } from '../reply.js'

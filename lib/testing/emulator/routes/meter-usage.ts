@@ -1,6 +1,8 @@
 /**
- * `POST /api/v1/billing/meter_usage`: notes each record as received, validates it field by field
- * as Kinde documents them, refuses usage no agreement entitles, and applies the rest.
+ * `POST /api/v1/billing/meter_usage`: validates a meter usage record and applies it.
+ *
+ * Each record is noted as received before anything can stop it; it is checked field by field as
+ * Kinde documents them, refused when no current agreement entitles its feature, else applied.
  * @module
  */
 import { isExpired, type Directory } from '../directory.js'

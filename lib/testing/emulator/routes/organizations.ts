@@ -1,6 +1,7 @@
 /**
- * `GET /api/v1/organization`: an organization by code, with `billing.billing_customer_id` and the
- * customer's current agreements when `expand=billing`.
+ * `GET /api/v1/organization`: an organization by code, with its billing block when expanded.
+ *
+ * The billing block holds `billing_customer_id` and the customer's current agreements.
  * @module
  */
 import { isExpired, type Directory } from '../directory.js'
