@@ -2,7 +2,7 @@
  * Test helpers for kinde-metering users: `kinde-metering/testing`.
  * @module
  */
-export { startKindeEmulator, EMULATOR_USER_AUDIENCE } from './testing/emulator.js'
+export { startKindeEmulator, EMULATOR_USER_AUDIENCE } from './testing/emulator/index.js'
 export type {
   EmulatorAgreement,
   EmulatorOptions,
@@ -13,4 +13,4 @@ export type {
   InjectedFault,
   KindeEmulator,
   ReceivedRecord,
-} from './testing/emulator.js'
+} from './testing/emulator/index.js'
