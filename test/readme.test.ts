@@ -3,7 +3,8 @@
  * module, as a user's project would check it (strict, NodeNext), against the built declarations
  * (`kinde-metering` resolved through the package's exports to dist/). A block may use the
  * placeholders of test/readme/stubs.d.ts; CONTRIBUTING.md describes the conventions.
- * `npm run build` must have run (npm test does).
+ * The quick start then runs as README says, against the bundled emulator. `npm run build` must
+ * have run (npm test does).
  */
 import t from 'tap'
 import { existsSync } from 'node:fs'
@@ -60,4 +61,12 @@ t.test('every TypeScript block of README compiles against the built package', as
   }
   t.same(shown(diagnostics.filter(d => !files.some(file => file.name === d.file))), [], 'no diagnostics outside the blocks')
   t.equal(checked.code === 0, diagnostics.length === 0, 'tsc exits 0 exactly when there is no diagnostic')
+
+  // The quick start as a user runs it: try.ts starts the emulator and imports server.ts.
+  t.ok(files.some(file => file.name === 'server.ts') && files.some(file => file.name === 'try.ts'), 'README holds the quick start, server.ts and try.ts')
+  const tried = await run(process.execPath, ['--import', 'tsx', 'try.ts'], { cwd: dir })
+  t.equal(tried.code, 0, 'npx tsx try.ts succeeds', { stderr: tried.stderr })
+  const printed = tried.stdout.split('\n').filter(line => !line.startsWith('{')) // the app's own JSON log lines aside
+  t.same(printed, ['GET /search 200', 'GET /search 200', 'GET /search 200', 'Kinde recorded 3 searches for org_acme', ''],
+    'three authenticated requests, each metered, reach Kinde as 3 searches')
 })
