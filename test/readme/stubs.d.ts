@@ -19,3 +19,7 @@ declare function llm (prompt: unknown): Promise<{ text: string, usage: { total_t
 /** A route handler and a reply, for the list of mistakes the types catch. */
 declare const h: import('fastify').RouteHandlerMethod
 declare const reply: import('fastify').FastifyReply
+
+/** Fastify handlers' work: a search, a report export. */
+declare function search (): Promise<{ results: unknown[] }>
+declare function exportReport (): Promise<string>
