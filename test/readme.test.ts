@@ -30,6 +30,8 @@ t.test('every TypeScript block of README compiles against the built package', as
   const dir = await mkdtemp(join(root, '.readme-check-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const files = blocks.map(block => ({ block, ...sourceFile(block) }))
+  t.same(files.filter((file, index) => files.findIndex(other => other.name === file.name) !== index).map(file => `README.md:${file.block.line}: ${file.name}`), [],
+    'no two blocks are written to one file name')
   await Promise.all(files.map(file => writeFile(join(dir, file.name), file.text)))
   await copyFile(join(root, 'test/readme/stubs.d.ts'), join(dir, 'stubs.d.ts'))
   await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({

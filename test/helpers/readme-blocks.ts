@@ -23,11 +23,11 @@ export function readmeBlocks (markdown: string): ReadmeBlock[] {
   const lines = markdown.split('\n')
   const blocks: ReadmeBlock[] = []
   for (let index = 0; index < lines.length; index++) {
-    if (lines[index].trim() !== '```ts') continue
+    if (!['```ts', '```typescript'].includes(lines[index].trim())) continue
     const marker = /^<!-- readme-check: (\S+) -->$/.exec(lines[index - 1]?.trim() ?? '')
     const mode = marker === null ? 'module' : MODES[marker[1]]
     if (mode === undefined) throw new Error(`README.md:${index}: unknown readme-check mode "${marker?.[1]}"`)
-    const end = lines.indexOf('```', index + 1)
+    const end = lines.findIndex((line, at) => at > index && line.trim() === '```')
     if (end === -1) throw new Error(`README.md:${index + 1}: the block is never closed`)
     blocks.push({ line: index + 2, mode, code: lines.slice(index + 1, end).join('\n') })
     index = end
