@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { existsSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { TSC, run } from './helpers/processes.js'
 import { expectSuccess, packAndInstall, root } from './helpers/packed.js'
@@ -116,9 +116,11 @@ type ConsumerOutput = {
 t.test('the packed tarball installs and works from CommonJS, ES modules and TypeScript', async t => {
   t.ok(existsSync(join(root, 'dist/cjs/package.json')), 'dist/ is built (npm test runs `npm run build` first)')
   const { app, files: paths } = await packAndInstall(t, ['fastify@5'])
-  t.same(paths.filter(path => !path.startsWith('dist/')).sort(), ['LICENSE', 'README.md', 'package.json'],
-    'only the build, the README and the licence are published')
-  const published = /^(LICENSE|README\.md|package\.json|dist\/cjs\/package\.json|dist\/(esm|cjs)\/.+\.(js|d\.ts))$/
+  t.same(paths.filter(path => !path.startsWith('dist/') && !path.startsWith('examples/')).sort(), ['LICENSE', 'README.md', 'package.json'],
+    'only the build, the examples, the README and the licence are published')
+  t.same(paths.filter(path => path.startsWith('examples/')).sort(), (await readdir(join(root, 'examples'))).map(file => `examples/${file}`).sort(),
+    'every example README links to is in the package')
+  const published = /^(LICENSE|README\.md|package\.json|examples\/[\w-]+\.ts|dist\/cjs\/package\.json|dist\/(esm|cjs)\/.+\.(js|d\.ts))$/
   t.same(paths.filter(path => !published.test(path)), [], 'dist/ holds modules, declarations and the CommonJS marker')
   for (const entry of ['index', 'express', 'redis', 'testing']) {
     for (const system of ['esm', 'cjs']) {
