@@ -33,7 +33,6 @@
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { setTimeout as delay } from 'node:timers/promises'
-import { Agent, request } from 'undici'
 import {
   kindeMetering, addMicros, formatMicros, toMicros,
   type CustomerRef, type FlushOutcome, type KindeMeteringOptions, type Micros
@@ -261,7 +260,7 @@ const ROUND = ['search', 'export', 'complete', 'search', 'report', 'search', 'co
 const WORDS = ['kinde', 'billing', 'usage', 'fastify', 'meter', 'invoice', 'plan', 'tokens', 'delta', 'agreement']
 
 /** Sends one customer's requests until `until`, paced at its rate, and books what was served. */
-async function drive (customer: DemoCustomer, origin: string, dispatcher: Agent, until: number,
+async function drive (customer: DemoCustomer, origin: string, until: number,
   features: Features, ledger: Ledger, random: () => number): Promise<void> {
   const headers = { authorization: `Bearer ${customer.apiKey}` }
   const word = (): string => WORDS[Math.floor(random() * WORDS.length)]
@@ -270,34 +269,34 @@ async function drive (customer: DemoCustomer, origin: string, dispatcher: Agent,
     ledger.requests++
     try {
       if (route === 'search') {
-        const res = await request(`${origin}/search?q=${word()}`, { dispatcher, headers })
-        await res.body.dump()
-        if (book(res.statusCode, ledger, customer, 'GET /search')) ledger.add(customer.agreementId, features.counter, 1)
+        const res = await fetch(`${origin}/search?q=${word()}`, { headers })
+        await res.arrayBuffer()
+        if (book(res.status, ledger, customer, 'GET /search')) ledger.add(customer.agreementId, features.counter, 1)
       } else if (route === 'export') {
-        const res = await request(`${origin}/export?rows=${1 + Math.floor(random() * 200)}`, { dispatcher, headers })
-        const body = Buffer.from(await res.body.arrayBuffer())
-        if (book(res.statusCode, ledger, customer, 'GET /export')) ledger.add(customer.agreementId, features.bytes, body.length)
+        const res = await fetch(`${origin}/export?rows=${1 + Math.floor(random() * 200)}`, { headers })
+        const body = Buffer.from(await res.arrayBuffer())
+        if (book(res.status, ledger, customer, 'GET /export')) ledger.add(customer.agreementId, features.bytes, body.length)
       } else if (route === 'complete') {
         const prompt = Array.from({ length: 3 + Math.floor(random() * 40) }, word).join(' ')
-        const res = await request(`${origin}/complete`, {
-          dispatcher, method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ prompt })
+        const res = await fetch(`${origin}/complete`, {
+          method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ prompt })
         })
-        const answer = await res.body.json() as { usage?: { billed_tokens: number } }
-        if (book(res.statusCode, ledger, customer, 'POST /complete')) ledger.add(customer.agreementId, features.tokens, answer.usage!.billed_tokens)
+        const answer = await res.json() as { usage?: { billed_tokens: number } }
+        if (book(res.status, ledger, customer, 'POST /complete')) ledger.add(customer.agreementId, features.tokens, answer.usage!.billed_tokens)
       } else {
-        const res = await request(`${origin}/report`, { dispatcher, headers })
-        await res.body.dump()
-        if (book(res.statusCode, ledger, customer, 'GET /report')) ledger.add(customer.agreementId, features.failing, 1)
+        const res = await fetch(`${origin}/report`, { headers })
+        await res.arrayBuffer()
+        if (book(res.status, ledger, customer, 'GET /report')) ledger.add(customer.agreementId, features.failing, 1)
       }
       // Every fourth request, the customer's team changes size.
       if (features.level !== undefined && i % 4 === 0) {
         const seats = 1 + Math.floor(random() * 50)
         ledger.requests++
-        const res = await request(`${origin}/seats`, {
-          dispatcher, method: 'PUT', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ seats })
+        const res = await fetch(`${origin}/seats`, {
+          method: 'PUT', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ seats })
         })
-        await res.body.dump()
-        if (book(res.statusCode, ledger, customer, 'PUT /seats')) ledger.seats.set(customer.agreementId, seats)
+        await res.arrayBuffer()
+        if (book(res.status, ledger, customer, 'PUT /seats')) ledger.seats.set(customer.agreementId, seats)
       }
     } catch {
       ledger.failed++
@@ -403,7 +402,6 @@ async function main (): Promise<number> {
   out()
 
   const ledger = new Ledger()
-  const dispatcher = new Agent({ connections: 16 })
   const startedAt = Date.now()
   const until = startedAt + runMs
 
@@ -456,9 +454,8 @@ async function main (): Promise<number> {
       `Kinde accepted ${stats.sent.records} records`)
   }, 100)
 
-  await Promise.all(setup.customers.map((customer, i) => drive(customer, origin, dispatcher, until, features, ledger, seeded(42 + i))))
+  await Promise.all(setup.customers.map((customer, i) => drive(customer, origin, until, features, ledger, seeded(42 + i))))
   for (const timer of timers) clearTimeout(timer)
-  await dispatcher.close()
 
   out()
   out(`traffic done after ${((Date.now() - startedAt) / 1000).toFixed(1)} s: ${ledger.requests} requests, ${ledger.ok} served, ${ledger.failed} failed`)
