@@ -65,7 +65,8 @@ const fastifyReads: ResponseReads<FastifyRequest, FastifyReply> = {
     if (length !== undefined) return Number(length)
     return (reply as CountedReply)[kResponseBytes]!
   },
-  requestBytes: request => Number(request.headers['content-length'] ?? 0)
+  requestBytes: request => Number(request.headers['content-length'] ?? 0),
+  requestId: request => request.id
 }
 
 /** Counts the bytes of stream payloads, whose length Fastify cannot set as a header (without a socket counter). */
@@ -101,8 +102,10 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
 
   fastify.decorate('metering', metering)
   fastify.decorateReply('meter', function (this: FastifyReply, feature: string, value: number) {
-    const origin = this.request.routeOptions.url ?? ''
-    metering.withCustomer(customerOf, this.request, origin, customer => metering.record(customer, feature, value, origin))
+    const request = this.request
+    // The format of route meters' origins (`GET /a`), so one route logs under one name.
+    const origin = `${request.method} ${request.routeOptions.url ?? ''}`
+    metering.withCustomer(customerOf, request, origin, customer => metering.record(customer, feature, value, origin, request.id))
     return this
   })
 

@@ -147,6 +147,35 @@ t.test('bad meter values are counted and logged once per route and feature, and 
   t.equal(kinde.records.length, 0)
 })
 
+t.test('refusals quote what was received, count a bad feature apart from a bad customer, and carry the request id', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const app = Fastify({ loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.register(kindeMetering, pluginOptions(kinde))
+  app.get('/a', { config: { meter: { feature: 'cpu_ms', value: () => -1 } } }, async (_request, reply) => {
+    reply.meter('llm_tokens', '5' as any)
+    reply.meter(undefined as any, 5)
+    return 'fine'
+  })
+  const response = await app.inject({ url: '/a', headers: { 'x-agreement': 'agr_1' } })
+  t.equal(response.body, 'fine')
+  t.match(app.metering.stats().refused, { invalidValue: 2, invalidFeature: 1, invalidCustomer: 0 })
+  const warnings = entries.filter(entry => entry.level === 'warn' && /not recorded/.test(entry.msg ?? ''))
+  t.same(warnings.map(entry => entry.msg), [
+    'kinde-metering: usage not recorded: meter value must be a finite number >= 0, got "5" (string)',
+    'kinde-metering: usage not recorded: feature must be a Kinde billing feature code, a string of 1 to 256 characters, got undefined (undefined)',
+    'kinde-metering: usage not recorded: meter value must be a finite number >= 0, got -1 (number)'
+  ])
+  const reqId = warnings[0].obj.reqId
+  t.type(reqId, 'string')
+  t.same(warnings.map(entry => entry.obj), [
+    { origin: 'GET /a', feature: 'llm_tokens', reqId },
+    { origin: 'GET /a', feature: undefined, reqId },
+    { origin: 'GET /a', feature: 'cpu_ms', reqId }
+  ], 'reply.meter and the route meter name the route alike, with the request id')
+})
+
 t.test('a throwing or rejecting customer function leaves the response untouched', async t => {
   const kinde = await emulator(t)
   const { entries, logger } = memoryLogger()

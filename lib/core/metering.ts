@@ -19,14 +19,17 @@ import { AgreementResolver } from './resolver.js'
 import { Counters, type FlushOutcome, type MeteringStats } from './stats.js'
 import { MemoryStore, type UsageStore } from './store.js'
 import { TokenProvider } from './token.js'
-import { MAX_REFERENCE_LENGTH, referenceOf } from './reference.js'
-import { RefKind, type CustomerRef, type Logger, type UsageEntry } from './types.js'
+import { describeReceived, isReference, MAX_REFERENCE_LENGTH, referenceKind, referenceOf } from './reference.js'
+import { REF_FIELDS, type CustomerRef, type Logger, type UsageEntry } from './types.js'
 
 export { MAX_REFERENCE_LENGTH }
 
 /** Pending pairs of overflowed usage itemized for `onDrop`; beyond that it is only counted. */
 const OVERFLOW_ITEMIZED = 10_000
 
+const INVALID_VALUE = 'meter value must be a finite number >= 0'
+const INVALID_FEATURE = `feature must be a Kinde billing feature code, a string of 1 to ${MAX_REFERENCE_LENGTH} characters`
+const INVALID_CUSTOMER = `customer must name exactly one of agreementId, customerId, userId or orgCode, as a string of 1 to ${MAX_REFERENCE_LENGTH} characters`
 const MIXED_KINDS = 'a feature is metered either with record() (delta) or with set() (absolute) in one process, and this one already was the other way'
 
 /** What `close()` left undelivered. */
@@ -106,9 +109,10 @@ export class Metering {
    * path. Never throws: a bad value or customer is counted, logged once per origin and feature,
    * and refused (false).
    * @param origin where the usage came from (a route), for the log line of a refused value.
+   * @param requestId the request's id, logged with a refused value.
    */
-  record (customer: CustomerRef, feature: string, value: number, origin = ''): boolean {
-    return this.#record(customer, feature, value, origin, 0)
+  record (customer: CustomerRef, feature: string, value: number, origin = '', requestId?: string): boolean {
+    return this.#record(customer, feature, value, origin, 0, requestId)
   }
 
   /**
@@ -116,36 +120,24 @@ export class Metering {
    * exactly as {@link record} would, at one instant. Adapters use it: on this path the clock read
    * costs as much as the rest of a record, so a request reads it once, not once per meter.
    */
-  recordAll (customer: CustomerRef, features: readonly string[], values: readonly number[], origin = ''): void {
+  recordAll (customer: CustomerRef, features: readonly string[], values: readonly number[], origin = '', requestId?: string): void {
     const now = Date.now()
-    for (let i = 0; i < features.length; i++) this.#record(customer, features[i], values[i], origin, now)
+    for (let i = 0; i < features.length; i++) this.#record(customer, features[i], values[i], origin, now, requestId)
   }
 
   /** `record()`, with the epoch ms of the usage given, or 0 to read the clock once the usage counts. */
-  #record (customer: CustomerRef, feature: string, value: number, origin: string, at: number): boolean {
+  #record (customer: CustomerRef, feature: string, value: number, origin: string, at: number, requestId: unknown): boolean {
     if (this.#closed) {
       this.#counters.refused.afterClose++
       return false
     }
     const micros = toMicros(value)
-    if (micros === -1) return this.#refuse('invalidValue', origin, feature, `meter value must be a finite number >= 0, got ${String(value)}`)
-    let kind: RefKind
-    let id: unknown
-    if (customer === null || typeof customer !== 'object') {
-      return this.#refuse('invalidCustomer', origin, feature, 'customer must be an object such as { agreementId }')
-    } else if ((id = (customer as { agreementId?: unknown }).agreementId) !== undefined) kind = RefKind.Agreement
-    else if ((id = (customer as { userId?: unknown }).userId) !== undefined) kind = RefKind.User
-    else if ((id = (customer as { orgCode?: unknown }).orgCode) !== undefined) kind = RefKind.Org
-    else {
-      id = (customer as { customerId?: unknown }).customerId
-      kind = RefKind.Customer
-    }
-    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_REFERENCE_LENGTH ||
-      typeof feature !== 'string' || feature.length === 0 || feature.length > MAX_REFERENCE_LENGTH) {
-      return this.#refuse('invalidCustomer', origin, feature,
-        `customer must name one of agreementId, customerId, userId or orgCode, and feature be a string, each of 1 to ${MAX_REFERENCE_LENGTH} characters`)
-    }
-    if (!this.#featureKinds.claim(feature, false)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS)
+    if (micros === -1) return this.#refuse('invalidValue', origin, feature, INVALID_VALUE, value, requestId)
+    if (!isReference(feature)) return this.#refuse('invalidFeature', origin, feature, INVALID_FEATURE, feature, requestId)
+    const kind = referenceKind(customer)
+    if (kind === -1) return this.#refuse('invalidCustomer', origin, feature, INVALID_CUSTOMER, customer, requestId)
+    const id = (customer as unknown as Record<string, string>)[REF_FIELDS[kind]]
+    if (!this.#featureKinds.claim(feature, false)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS, undefined, requestId)
     if (isZero(micros)) return true
     const now = at === 0 ? Date.now() : at
     if (!this.#local.add(kind, id, feature, micros, now, this.#capacity)) {
@@ -174,13 +166,11 @@ export class Metering {
       return false
     }
     const micros = toMicros(value)
-    if (micros === -1) return this.#refuse('invalidValue', origin, feature, `meter value must be a finite number >= 0, got ${String(value)}`)
-    const reference = referenceOf(customer, feature)
-    if (reference === undefined) {
-      return this.#refuse('invalidCustomer', origin, feature,
-        `customer must name one of agreementId, customerId, userId or orgCode, and feature be a string, each of 1 to ${MAX_REFERENCE_LENGTH} characters`)
-    }
-    if (!this.#featureKinds.claim(feature, true)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS)
+    if (micros === -1) return this.#refuse('invalidValue', origin, feature, INVALID_VALUE, value)
+    if (!isReference(feature)) return this.#refuse('invalidFeature', origin, feature, INVALID_FEATURE, feature)
+    const reference = referenceOf(customer)
+    if (reference === undefined) return this.#refuse('invalidCustomer', origin, feature, INVALID_CUSTOMER, customer)
+    if (!this.#featureKinds.claim(feature, true)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS, undefined)
     const at = this.#lastSetAt = Math.max(Date.now(), this.#lastSetAt)
     if (!this.#local.set(reference.kind, reference.id, feature, micros, at, this.#capacity)) {
       if (!this.#overflow.set(reference.kind, reference.id, feature, micros, at, OVERFLOW_ITEMIZED)) this.#counters.dropped.overflow.add(1, 0)
@@ -429,12 +419,19 @@ export class Metering {
     this.#drops.report(itemized.entries.map(entry => ({ entry })), 'overflow')
   }
 
-  #refuse (counter: 'invalidValue' | 'invalidCustomer' | 'mixedKinds', origin: string, feature: string, message: string): false {
+  /**
+   * Counts a refused recording and logs it once per counter, origin and feature, quoting what was
+   * `received` (but for `mixedKinds`, where nothing received is wrong); the message is built only when logged, never on the request path.
+   */
+  #refuse (counter: 'invalidValue' | 'invalidFeature' | 'invalidCustomer' | 'mixedKinds', origin: string, feature: unknown,
+    message: string, received: unknown, requestId?: unknown): false {
     this.#counters.refused[counter]++
     const key = `${counter}\n${origin}\n${String(feature)}`
     if (!this.#invalidLogged.has(key) && this.#invalidLogged.size < 1000) {
       this.#invalidLogged.add(key)
-      this.#logger.warn({ origin, feature }, `kinde-metering: usage not recorded: ${message}`)
+      const fields = requestId === undefined ? { origin, feature } : { origin, feature, reqId: requestId }
+      const got = counter === 'mixedKinds' ? '' : `, got ${describeReceived(received)}`
+      this.#logger.warn(fields, `kinde-metering: usage not recorded: ${message}${got}`)
     }
     return false
   }

@@ -49,11 +49,12 @@ export interface MeteringStats {
   /** Usage reported through `onDrop`, by reason. */
   dropped: Record<DropReason, Tally>
   /**
-   * Recordings refused at the request: bad meter value, bad or failing customer, throwing
+   * Recordings refused at the request: bad meter value, bad feature code, bad customer reference
+   * (none, or two kinds at once), failing customer function, throwing
    * `countStatus`, after close, and `mixedKinds`: a `record()` of a feature this process meters
    * with `set()`, or the reverse.
    */
-  refused: { invalidValue: number, invalidCustomer: number, customerError: number, countStatusError: number, afterClose: number, mixedKinds: number }
+  refused: { invalidValue: number, invalidFeature: number, invalidCustomer: number, customerError: number, countStatusError: number, afterClose: number, mixedKinds: number }
   /** Look-ups sent to Kinde to resolve customers. */
   lookups: { users: number, organizations: number, agreements: number }
   /** M2M tokens fetched. */
@@ -95,7 +96,7 @@ export class Counters {
     shutdown: new MicroTally()
   }
 
-  readonly refused = { invalidValue: 0, invalidCustomer: 0, customerError: 0, countStatusError: 0, afterClose: 0, mixedKinds: 0 }
+  readonly refused = { invalidValue: 0, invalidFeature: 0, invalidCustomer: 0, customerError: 0, countStatusError: 0, afterClose: 0, mixedKinds: 0 }
   lastFlush: FlushOutcome | null = null
 
   /** The dropped tallies as plain numbers and strings. */
