@@ -446,6 +446,18 @@ t.test('without a customer option, the verified token bills its organization, el
   t.equal(kinde.usage('agr_1', 'searches'), '3', 'else sub')
 })
 
+t.test('close() counts every drop of the close, by reason, not only shutdown drops', async t => {
+  const kinde = await emulator(t)
+  const { app, metering } = meteredApp(t, kinde, { logger: memoryLogger().logger })
+  app.get('/chat', (_req, res) => { res.meter('llm_tokens', 2).meter('not_a_feature', 1).send('ok') })
+  const { url } = await listen(t, app)
+  await call(`${url}/chat`, 'agr_1')
+  const outcome = await metering.close()
+  t.same(outcome, { sent: 1, dropped: 1, droppedByReason: { rejected: 1, ambiguous: 0, no_agreement: 0, overflow: 0, shutdown: 0 } },
+    'the record Kinde refused during the close is in the outcome')
+  t.equal(kinde.usage('agr_1', 'llm_tokens'), '2')
+})
+
 t.test('close() delivers everything pending; usage after close is refused and counted', async t => {
   const kinde = await emulator(t)
   const { app, metering } = meteredApp(t, kinde)
@@ -456,7 +468,7 @@ t.test('close() delivers everything pending; usage after close is refused and co
   await call(`${url}/chat`, 'agr_1')
   t.equal(metering.stats().pending.keys, 4)
   const outcome = await metering.close()
-  t.same(outcome, { sent: 4, dropped: 0 })
+  t.same(outcome, { sent: 4, dropped: 0, droppedByReason: { rejected: 0, ambiguous: 0, no_agreement: 0, overflow: 0, shutdown: 0 } })
   t.equal(kinde.usage('agr_1', 'searches'), '3')
   t.equal(kinde.usage('agr_2', 'searches'), '2')
   t.equal(kinde.usage('agr_3', 'searches'), '2')

@@ -51,7 +51,7 @@ t.test('Redis down, then back: requests never fail, usage waits in memory and is
     t.equal(response.statusCode, 200)
   }
   const down = await app.metering.flush()
-  t.equal(down.delivered, false)
+  t.equal(down.deliveredHere, false)
   t.notOk(down.error, 'the flush itself does not fail')
   t.equal(app.metering.stats().pending.units, '5', 'kept in this instance')
 

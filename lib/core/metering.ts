@@ -4,7 +4,7 @@
  * finished request into `record()` calls and tie `close()` to their host's lifecycle.
  */
 import { Aggregator } from './aggregator.js'
-import { addMicros, formatMicros, isZero, toMicros } from './decimal.js'
+import { addMicros, formatMicros, isZero, toMicros, type Micros } from './decimal.js'
 import { DeadLetter } from './dead-letter.js'
 import { Delivery } from './delivery.js'
 import { DropReporter } from './drops.js'
@@ -20,7 +20,7 @@ import { Counters, type FlushOutcome, type MeteringStats } from './stats.js'
 import { MemoryStore, type UsageStore } from './store.js'
 import { TokenProvider } from './token.js'
 import { describeReceived, isReference, MAX_REFERENCE_LENGTH, referenceKind, referenceOf } from './reference.js'
-import { REF_FIELDS, type CustomerRef, type Logger, type UsageEntry } from './types.js'
+import { REF_FIELDS, type CustomerRef, type DropReason, type Logger, type UsageEntry } from './types.js'
 
 export { MAX_REFERENCE_LENGTH }
 
@@ -32,12 +32,14 @@ const INVALID_FEATURE = `feature must be a Kinde billing feature code, a string 
 const INVALID_CUSTOMER = `customer must name exactly one of agreementId, customerId, userId or orgCode, as a string of 1 to ${MAX_REFERENCE_LENGTH} characters`
 const MIXED_KINDS = 'a feature is metered either with record() (delta) or with set() (absolute) in one process, and this one already was the other way'
 
-/** What `close()` left undelivered. */
+/** What `close()` delivered and dropped. */
 export interface CloseOutcome {
   /** Records Kinde accepted during the close. */
   sent: number
-  /** Records reported with reason `shutdown` because `shutdownTimeout` ran out. */
+  /** Records reported dropped during the close, whatever the reason. */
   dropped: number
+  /** `dropped` by reason: `shutdown` when `shutdownTimeout` ran out, `rejected` when Kinde refused a record, and so on. */
+  droppedByReason: Record<DropReason, number>
 }
 
 /** Meters usage and delivers it to Kinde. One instance per server process. */
@@ -286,7 +288,8 @@ export class Metering {
     clearTimeout(this.#timer)
     clearInterval(this.#syncTimer)
     this.#shutdownDeadline = Date.now() + this.config.shutdownTimeout
-    const outcome: CloseOutcome = { sent: 0, dropped: 0 }
+    const outcome: CloseOutcome = { sent: 0, dropped: 0, droppedByReason: this.#droppedRecords() }
+    const droppedBefore = outcome.droppedByReason
     // One drain up to the shutdown's deadline: each flush of the close waits every pause and backoff
     // that ends before it; between flushes that delivered nothing, a backoff that is cut to the time left.
     for (let idle = 0; ;) {
@@ -304,22 +307,34 @@ export class Metering {
       // No send starts after the deadline: what remains is reported now.
       if (Date.now() >= this.#shutdownDeadline) break
     }
-    if (this.#store.shared !== true) outcome.dropped = await this.#dropRemaining()
+    if (this.#store.shared !== true) await this.#dropRemaining()
     await this.#store.close?.()
     await this.#journal?.close()
     await this.#http.close()
+    const droppedAfter = this.#droppedRecords()
+    for (const reason of Object.keys(droppedAfter) as DropReason[]) {
+      droppedAfter[reason] -= droppedBefore[reason]
+      outcome.dropped += droppedAfter[reason]
+    }
+    outcome.droppedByReason = droppedAfter
     return outcome
   }
 
+  /** Records reported dropped so far, by reason. */
+  #droppedRecords (): Record<DropReason, number> {
+    const records = {} as Record<DropReason, number>
+    for (const reason of Object.keys(this.#counters.dropped) as DropReason[]) records[reason] = this.#counters.dropped[reason].records
+    return records
+  }
+
   /** Reports everything still pending once shutdownTimeout ran out. */
-  async #dropRemaining (): Promise<number> {
+  async #dropRemaining (): Promise<void> {
     // Only a store that is not shared gets here, and such a store always hands over a batch.
     const { entries } = (await this.#store.take())!
     this.#drops.report(entries.map(entry => ({ entry })), 'shutdown')
     await this.#store.settle()
     await this.#deadLetter?.written()
     await this.#journal?.settled(entries, [])
-    return entries.length
   }
 
   #startFlush (): Promise<FlushOutcome> {
@@ -335,7 +350,8 @@ export class Metering {
 
   async #runFlush (): Promise<FlushOutcome> {
     const startedAt = Date.now()
-    const outcome: FlushOutcome = { startedAt, durationMs: 0, sent: 0, pending: 0, dropped: 0, delivered: false }
+    const outcome: FlushOutcome = { startedAt, durationMs: 0, sent: 0, pending: 0, dropped: 0, deliveredHere: false }
+    let sentMicros: Micros = 0
     try {
       this.#reportOverflow()
       await this.#sync()
@@ -345,9 +361,10 @@ export class Metering {
       // Sends held (429 pause, refused token) past this flush's slot: pending usage waits for the
       // pause where it is, rather than being taken and put back by flush after empty flush.
       const held = !this.#closed && this.#delivery.blockedUntil() > flushDeadline
+      if (held) outcome.error = this.#delivery.lastFailure()
       const batch = held ? undefined : await this.#store.take()
       if (batch !== undefined) {
-        outcome.delivered = true
+        outcome.deliveredHere = true
         const result = await this.#delivery.deliver(batch, {
           // During the close its deadline is the only one, also for a flush begun before it.
           deadline: () => this.#closed ? this.#shutdownDeadline : flushDeadline,
@@ -355,8 +372,10 @@ export class Metering {
           onSettled: this.#settled
         })
         outcome.sent = result.sent
+        sentMicros = result.sentMicros
         outcome.dropped = result.dropped
         outcome.pending = result.leftover.entries.length
+        if (result.failure !== undefined) outcome.error = result.failure
         if (outcome.pending > 0) await this.#store.putBack(result.leftover)
         await this.#store.settle()
         // The journal forgets dropped usage only once the dead letter holds it.
@@ -364,7 +383,7 @@ export class Metering {
         await this.#journal?.settled(batch.entries, result.leftover.entries)
       }
     } catch (error) {
-      outcome.error = (error as Error).message
+      outcome.error = { kind: 'flush', message: (error as Error).message }
       this.#logger.error({ err: error }, 'kinde-metering: flush failed; pending usage is kept for the next one')
     }
     this.#capacity = Math.max(0, this.config.maxPendingKeys - this.#store.pending().keys)
@@ -372,6 +391,11 @@ export class Metering {
     outcome.durationMs = Date.now() - startedAt
     this.#counters.lastFlush = outcome
     this.#logger.debug({ ...outcome }, 'kinde-metering: flush')
+    if (outcome.sent > 0 || outcome.dropped > 0) {
+      // Once per flush that did something: a user sees the plugin at work without per-request noise.
+      this.#logger.info({ records: outcome.sent, units: formatMicros(sentMicros), dropped: outcome.dropped, pending: outcome.pending, durationMs: outcome.durationMs },
+        `kinde-metering: flush sent ${outcome.sent} record(s)${outcome.dropped > 0 ? `, dropped ${outcome.dropped}` : ''}`)
+    }
     return outcome
   }
 

@@ -14,6 +14,23 @@ export interface Tally {
   units: string
 }
 
+/**
+ * Why usage stayed pending: `credentials` (the token endpoint refused the credentials, or the
+ * `accessToken` option gave no token), `unauthorized` (Kinde refused the token), `not_applied`
+ * (429, 5xx or no connection, retried until the flush's time ran out), `ambiguous` (a send that
+ * may have been applied, retried under `ambiguous: 'retry'`), `lookup` (a customer look-up
+ * failed), `flush` (the store or the journal failed).
+ */
+export type FlushFailureKind = 'credentials' | 'unauthorized' | 'not_applied' | 'ambiguous' | 'lookup' | 'flush'
+
+/** The failure that left usage pending in a flush. */
+export interface FlushFailure {
+  /** What failed; see {@link FlushFailureKind}. */
+  kind: FlushFailureKind
+  /** What was said about it (never a secret). */
+  message: string
+}
+
 /** Outcome of the latest flush. */
 export interface FlushOutcome {
   /** Epoch ms the flush started. */
@@ -26,10 +43,17 @@ export interface FlushOutcome {
   pending: number
   /** Records reported as dropped. */
   dropped: number
-  /** Whether this instance delivered: false when a shared store's other instance did, or while Kinde's pause (or a refused token's back-off) outlasts this flush's slot, when pending usage is left where it is. */
-  delivered: boolean
-  /** What went wrong, when something did. */
-  error?: string
+  /**
+   * Whether this instance ran the delivery (whatever it achieved): false when a shared store's
+   * other instance holds the lease, or while Kinde's pause (or a refused token's back-off)
+   * outlasts this flush's slot, when pending usage is left where it is.
+   */
+  deliveredHere: boolean
+  /**
+   * Why usage stayed pending, whenever a failure kept it (also while sends are held back by one):
+   * a health check reads success as `error === undefined`.
+   */
+  error?: FlushFailure
 }
 
 /** A snapshot of the metering state, from `stats()`. */
