@@ -147,7 +147,11 @@ export function kindeMetering (options: KindeMeteringOptions): KindeMeteringMidd
   const startSetupCheck = resolveSetupCheck(options)
   const adapter = new ExpressAdapter(options)
   const { metering } = adapter
-  const stopSetupCheck = startSetupCheck(options.logger ?? consoleLogger)
+  const logger = options.logger ?? consoleLogger
+  const stopSetupCheck = startSetupCheck(logger)
+  // Express routes are not known here (meter() is its own middleware): the line names no count.
+  const summary = metering.summary()
+  logger.info(summary, `kinde-metering: metering, delivering to ${summary.domain} every ${summary.flushInterval} ms`)
   let closing: Promise<CloseOutcome> | undefined
   const middleware = function kindeMeteringMiddleware (_req: Request, res: Response, next: NextFunction): void {
     const metered = res as MeteredResponse

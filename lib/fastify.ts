@@ -95,9 +95,18 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
   const startSetupCheck = resolveSetupCheck(options)
   // Fastify hands a plugin its own register options too; they are not metering options, nor is the setup check.
   const { prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers, checkSetup: _checkSetup, ...meteringOptions } = options as KindeMeteringOptions & Record<'prefix' | 'logLevel' | 'logSerializers', unknown>
+  const logger = options.logger ?? fastify.log
   const metering = new Metering({ logger: fastify.log, ...meteringOptions })
   await metering.ready()
-  const stopSetupCheck = startSetupCheck(options.logger ?? fastify.log)
+  const stopSetupCheck = startSetupCheck(logger)
+  // fastify-plugin hands the root instance itself to a plugin registered there; an encapsulated
+  // scope is an object created from its parent's.
+  if (Object.getPrototypeOf(fastify) !== Object.prototype) {
+    logger.warn({ prefix: fastify.prefix },
+      `kinde-metering: registered inside an encapsulated scope${fastify.prefix === '' ? '' : ` (prefix "${fastify.prefix}")`}: ` +
+      'only routes added in this scope after it are metered, and reply.meter and app.metering exist only there; ' +
+      'routes outside it are not metered, even with config.meter. Register kinde-metering on the root instance to meter every route')
+  }
   const customerOf = options.customer ?? customerFromUser
 
   fastify.decorate('metering', metering)
@@ -112,6 +121,7 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
   const requestMeter = new RequestMeter(metering, customerOf, fastifyReads)
   /** The `config` of each metered GET route and its url: the HEAD route Fastify copies from it shares both. */
   const getRoutes = new WeakMap<object, string>()
+  let meteredRoutes = 0
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const config = route.config as object | undefined
     if (config !== undefined && route.method === 'HEAD' && getRoutes.get(config) === route.url) {
@@ -122,6 +132,7 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
     const origin = `${String(route.method)} ${route.url}`
     const meters = compileRouteMeter<FastifyRequest, FastifyReply>(route.config?.meter, origin)
     if (meters.length === 0) return
+    meteredRoutes++
     if (route.method === 'GET' || (Array.isArray(route.method) && route.method.includes('GET'))) getRoutes.set(config!, route.url)
     const metered = meteredRoute(meters)
     // Only metered routes get a hook: Fastify tracks response timing for every route that has one.
@@ -134,6 +145,13 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
       route.onRequest = appendHook(route.onRequest, countSocketBytes)
       route.onSend = appendHook(route.onSend, countStreamedBytes)
     }
+  })
+
+  // At onReady every route is added: the line says how many are metered.
+  fastify.addHook('onReady', async () => {
+    const summary = metering.summary()
+    logger.info({ ...summary, meteredRoutes },
+      `kinde-metering: metering ${meteredRoutes} route(s), delivering to ${summary.domain} every ${summary.flushInterval} ms`)
   })
 
   fastify.addHook('onClose', async () => {

@@ -252,6 +252,15 @@ export class Metering {
     return this.#ready
   }
 
+  /**
+   * Where usage goes and how it is kept, for the adapters' startup log line: the Kinde origin,
+   * the flush interval (ms), the store's kind (`MemoryStore`, `RedisStore`, …) and the journal's
+   * directory (`false` without one). Never a credential.
+   */
+  summary (): { domain: string, flushInterval: number, store: string, journal: string | false } {
+    return { domain: this.config.origin, flushInterval: this.config.flushInterval, store: this.#store.constructor.name, journal: this.config.journal?.dir ?? false }
+  }
+
   /** A snapshot of pending, sent and dropped usage; cheap enough to serve from a health route. */
   stats (): MeteringStats {
     const held = this.#store.pending()
