@@ -135,9 +135,11 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
     meteredRoutes++
     if (route.method === 'GET' || (Array.isArray(route.method) && route.method.includes('GET'))) getRoutes.set(config!, route.url)
     const metered = meteredRoute(meters)
+    // A route of several methods logs each request under its own method, as reply.meter does.
+    const methodOrigins = Array.isArray(route.method) ? new Map(route.method.map(method => [method, `${method} ${route.url}`])) : undefined
     // Only metered routes get a hook: Fastify tracks response timing for every route that has one.
     const recordUsage: onResponseHookHandler = (request, reply, done) => {
-      requestMeter.finished(metered, origin, request, reply, reply.statusCode)
+      requestMeter.finished(metered, methodOrigins?.get(request.method) ?? origin, request, reply, reply.statusCode)
       done()
     }
     route.onResponse = appendHook(route.onResponse, recordUsage)

@@ -453,14 +453,20 @@ t.test('info logs: one line at creation, one per flush that sent something, none
   const infos = (): typeof entries => entries.filter(entry => entry.level === 'info')
   t.same(infos().map(entry => entry.obj), [{ domain: kinde.url, flushInterval: 3_600_000, store: 'MemoryStore', journal: false }])
   t.equal(infos()[0].msg, `kinde-metering: metering, delivering to ${kinde.url} every 3600000 ms`)
-  app.use((req, _res, next) => { (req as Request & { id: string }).id = 'req-7'; next() })
+  // A request-id middleware: express-request-id gives strings, pino-http numbers.
+  app.use((req, _res, next) => { (req as Request & { id: unknown }).id = req.path === '/bad' ? 'req-7' : 8; next() })
   app.get('/search', meter('searches'), (_req, res) => { res.send('ok') })
   app.get('/bad', (_req, res) => { res.meter('llm_tokens', '5' as any).send('ok') })
+  app.get('/unnamed', (_req, res) => { res.meter('', 1).send('ok') })
   const { url } = await listen(t, app)
   for (let i = 0; i < 20; i++) await call(`${url}/search`, 'agr_1')
   t.equal(infos().length, 1, 'a burst of requests logs nothing')
   await call(`${url}/bad`, 'agr_1')
-  t.match(entries.filter(entry => entry.level === 'warn'), [{ obj: { origin: 'GET /bad', feature: 'llm_tokens', reqId: 'req-7' }, msg: /got "5" \(string\)$/ }])
+  await call(`${url}/unnamed`, 'agr_1')
+  t.match(entries.filter(entry => entry.level === 'warn'), [
+    { obj: { origin: 'GET /bad', feature: 'llm_tokens', reqId: 'req-7' }, msg: /got "5" \(string\)$/ },
+    { obj: { origin: 'GET /unnamed', feature: '', reqId: '8' }, msg: /feature must be a Kinde billing feature code, .*, got "" \(string\)$/ }
+  ])
   await metering.flush()
   t.match(infos()[1], { obj: { records: 1, units: '20', dropped: 0, pending: 0 }, msg: 'kinde-metering: flush sent 1 record(s)' })
 })

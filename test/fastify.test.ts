@@ -159,6 +159,7 @@ t.test('refusals quote what was received, count a bad feature apart from a bad c
     reply.meter(undefined as any, 5)
     return 'fine'
   })
+  app.route({ method: ['PUT', 'POST'], url: '/multi', config: { meter: { feature: 'cpu_ms', value: () => -2 } }, handler: async () => 'ok' })
   const response = await app.inject({ url: '/a', headers: { 'x-agreement': 'agr_1' } })
   t.equal(response.body, 'fine')
   t.match(app.metering.stats().refused, { invalidValue: 2, invalidFeature: 1, invalidCustomer: 0 })
@@ -175,6 +176,9 @@ t.test('refusals quote what was received, count a bad feature apart from a bad c
     { origin: 'GET /a', feature: undefined, reqId },
     { origin: 'GET /a', feature: 'cpu_ms', reqId }
   ], 'reply.meter and the route meter name the route alike, with the request id')
+
+  await app.inject({ method: 'POST', url: '/multi', headers: { 'x-agreement': 'agr_1' } })
+  t.match(entries.filter(entry => entry.level === 'warn').at(-1), { obj: { origin: 'POST /multi', feature: 'cpu_ms' }, msg: /got -2 \(number\)/ }, 'a route of several methods names the request\'s method')
 })
 
 t.test('a throwing or rejecting customer function leaves the response untouched', async t => {
@@ -358,6 +362,16 @@ t.test('registered inside an encapsulated scope, the plugin warns once, naming w
   t.equal(app.metering, undefined, 'app.metering is not on the root instance, as the warning says')
   await scoped!.flush()
   t.equal(kinde.usage('agr_1', 'searches'), '1', 'only the route in the scope was metered, as the warning says')
+})
+
+t.test('a scope without a prefix is encapsulated too: the warning says so without naming a prefix', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const app = Fastify({ loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.register(async api => { await api.register(kindeMetering, pluginOptions(kinde)) })
+  await app.ready()
+  t.match(entries.filter(entry => entry.level === 'warn'), [{ obj: { prefix: '' }, msg: /^kinde-metering: registered inside an encapsulated scope: only routes/ }])
 })
 
 t.test('registered on the root instance, or in a plugin that fastify-plugin unwraps, there is no scope warning', async t => {

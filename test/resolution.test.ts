@@ -186,6 +186,18 @@ t.test('identifiers from requests are bounded: oversized or mistyped references 
   t.equal(core.stats().pending.keys, 1, 'nothing refused was stored')
 })
 
+t.test('a refused customer is described as received: its fields, or its value and type', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const core = coreOn(t, kinde, { logger })
+  const received = [null, 'agr_1', 'a'.repeat(100), [], {}, 42]
+  received.forEach((customer, i) => core.record(customer as any, 'searches', 1, `GET /${i}`))
+  t.same(entries.map(entry => entry.msg?.replace(/.*, got /, '')), [
+    'null (null)', '"agr_1" (string)', `"${'a'.repeat(64)}…" (string)`, 'an array', 'an object with no fields', '42 (number)'
+  ])
+  t.equal(core.stats().refused.invalidCustomer, received.length)
+})
+
 t.test('a customer reference naming two kinds is refused, counted and logged once, and bills neither', async t => {
   const kinde = await emulator(t)
   const { entries, logger } = memoryLogger()
