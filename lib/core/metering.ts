@@ -19,8 +19,8 @@ import { AgreementResolver } from './resolver.js'
 import { Counters, type FlushOutcome, type MeteringStats } from './stats.js'
 import { MemoryStore, type UsageStore } from './store.js'
 import { TokenProvider } from './token.js'
-import { describeReceived, isReference, MAX_REFERENCE_LENGTH, referenceKind, referenceOf } from './reference.js'
-import { REF_FIELDS, type CustomerRef, type DropReason, type Logger, type UsageEntry } from './types.js'
+import { describeReceived, isReference, MAX_REFERENCE_LENGTH, referenceId, referenceKind, referenceOf } from './reference.js'
+import { type CustomerRef, type DropReason, type Logger, type UsageEntry } from './types.js'
 
 export { MAX_REFERENCE_LENGTH }
 
@@ -138,7 +138,7 @@ export class Metering {
     if (!isReference(feature)) return this.#refuse('invalidFeature', origin, feature, INVALID_FEATURE, feature, requestId)
     const kind = referenceKind(customer)
     if (kind === -1) return this.#refuse('invalidCustomer', origin, feature, INVALID_CUSTOMER, customer, requestId)
-    const id = (customer as unknown as Record<string, string>)[REF_FIELDS[kind]]
+    const id = referenceId(customer, kind)
     if (!this.#featureKinds.claim(feature, false)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS, undefined, requestId)
     if (isZero(micros)) return true
     const now = at === 0 ? Date.now() : at
@@ -454,7 +454,8 @@ export class Metering {
 
   /**
    * Counts a refused recording and logs it once per counter, origin and feature, quoting what was
-   * `received` (but for `mixedKinds`, where nothing received is wrong); the message is built only when logged, never on the request path.
+   * `received` (but for `mixedKinds`, where nothing received is wrong). The message is built only
+   * when logged, never on the request path.
    */
   #refuse (counter: 'invalidValue' | 'invalidFeature' | 'invalidCustomer' | 'mixedKinds', origin: string, feature: unknown,
     message: string, received: unknown, requestId?: unknown): false {

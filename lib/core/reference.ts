@@ -2,7 +2,7 @@
  * Reads a {@link CustomerRef} and a feature code handed in by the app into the (kind, id) the
  * aggregator indexes, or refuses them.
  */
-import { RefKind, REF_FIELDS, type CustomerRef } from './types.js'
+import { RefKind, type CustomerRef } from './types.js'
 
 /** Longest identifier or feature code accepted from a request; longer ones are refused, not stored. */
 export const MAX_REFERENCE_LENGTH = 256
@@ -12,21 +12,30 @@ export function isReference (value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= MAX_REFERENCE_LENGTH
 }
 
+/** The fields of a {@link CustomerRef} as the app may hand them in: anything, or nothing. */
+interface RefFields { agreementId?: unknown, customerId?: unknown, userId?: unknown, orgCode?: unknown }
+
 /**
  * The reference kind of `customer` when it names exactly one kind with a valid id
  * ({@link isReference}); -1 otherwise. A reference naming two kinds (`{ userId, agreementId }`)
- * is refused: billing it to either one would be a guess. Reads fields only, allocates nothing.
+ * is refused: billing it to either one would be a guess. On the request path: named field reads
+ * only, nothing allocated.
  */
 export function referenceKind (customer: unknown): RefKind | -1 {
   if (customer === null || typeof customer !== 'object') return -1
-  const fields = customer as Partial<Record<string, unknown>>
-  let kind: RefKind | -1 = -1
-  for (let k = RefKind.Agreement; k <= RefKind.Org; k++) {
-    if (fields[REF_FIELDS[k]] === undefined) continue
-    if (kind !== -1) return -1
-    kind = k
-  }
-  return kind !== -1 && isReference(fields[REF_FIELDS[kind]]) ? kind : -1
+  const { agreementId, customerId, userId, orgCode } = customer as RefFields
+  const named = (agreementId === undefined ? 0 : 1) + (customerId === undefined ? 0 : 1) + (userId === undefined ? 0 : 1) + (orgCode === undefined ? 0 : 1)
+  if (named !== 1) return -1
+  if (agreementId !== undefined) return isReference(agreementId) ? RefKind.Agreement : -1
+  if (customerId !== undefined) return isReference(customerId) ? RefKind.Customer : -1
+  if (userId !== undefined) return isReference(userId) ? RefKind.User : -1
+  return isReference(orgCode) ? RefKind.Org : -1
+}
+
+/** The id of a reference whose kind {@link referenceKind} found. */
+export function referenceId (customer: CustomerRef, kind: RefKind): string {
+  const fields = customer as RefFields
+  return (kind === RefKind.Agreement ? fields.agreementId : kind === RefKind.Customer ? fields.customerId : kind === RefKind.User ? fields.userId : fields.orgCode) as string
 }
 
 /**
@@ -36,7 +45,7 @@ export function referenceKind (customer: unknown): RefKind | -1 {
 export function referenceOf (customer: CustomerRef): { kind: RefKind, id: string } | undefined {
   const kind = referenceKind(customer)
   if (kind === -1) return undefined
-  return { kind, id: (customer as unknown as Record<string, string>)[REF_FIELDS[kind]] }
+  return { kind, id: referenceId(customer, kind) }
 }
 
 /** What the app handed in, for a log line: a string quoted, anything else with its type (`"5" (string)`, `NaN (number)`). */
