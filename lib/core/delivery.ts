@@ -70,7 +70,8 @@ interface Run extends DeliveryHooks {
 
 /** A failed send as an Error for pino's `err` (message and stack): the error thrown, else one made of Kinde's answer. */
 function errorOf (outcome: SendFailure): Error {
-  return outcome.error ?? new KindeApiError('meter usage send', outcome.status ?? 0, outcome.body)
+  // A failure without an error thrown is an answer, which has a status.
+  return outcome.error ?? new KindeApiError('meter usage send', outcome.status!, outcome.body)
 }
 
 /** Runs `task` over `items`, at most `limit` at once. */
