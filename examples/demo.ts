@@ -366,7 +366,7 @@ function flushLine (flush: FlushOutcome, count: number, retried: number, faults:
   const parts = [`${flush.sent} record${flush.sent === 1 ? '' : 's'} sent in ${flush.durationMs} ms`]
   parts.push(flush.pending > 0 ? `${flush.pending} left pending for the next flush` : 'nothing left pending')
   if (flush.dropped > 0) parts.push(`${flush.dropped} dropped`)
-  if (flush.error !== undefined) parts.push(`error: ${flush.error}`)
+  if (flush.error !== undefined) parts.push(`error (${flush.error.kind}): ${flush.error.message}`)
   parts.push(`${retried} send${retried === 1 ? '' : 's'} retried so far`)
   const met = faults.length === 0 ? '' : ` (met faults: ${faults.join(', ')})`
   return `flush #${count}${met}: ${parts.join(', ')}`

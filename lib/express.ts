@@ -92,7 +92,14 @@ const expressReads: ResponseReads<Request, MeteredResponse> = {
   method: req => req.method,
   durationMs: (_req, res) => performance.now() - res[kStart],
   responseBytes: (_req, res) => res[kBodyBytes]!.read(res),
-  requestBytes: req => Number(req.headers['content-length'] ?? 0)
+  requestBytes: req => Number(req.headers['content-length'] ?? 0),
+  requestId: requestIdOf
+}
+
+/** The id a request-id middleware gave `req.id` (Express has none of its own). */
+function requestIdOf (req: Request): string | undefined {
+  const id = (req as { id?: unknown }).id
+  return typeof id === 'string' || typeof id === 'number' ? String(id) : undefined
 }
 
 /** What one kindeMetering middleware needs on the request path. */
@@ -126,7 +133,7 @@ function meterNow (this: MeteredResponse, feature: string, value: number): Meter
   const req = this.req
   const origin = originOf(req)
   const adapter = this[kAdapter]!
-  adapter.withCustomer(req, origin, customer => adapter.metering.record(customer, feature, value, origin))
+  adapter.withCustomer(req, origin, customer => adapter.metering.record(customer, feature, value, origin, requestIdOf(req)))
   return this
 }
 
@@ -140,7 +147,11 @@ export function kindeMetering (options: KindeMeteringOptions): KindeMeteringMidd
   const startSetupCheck = resolveSetupCheck(options)
   const adapter = new ExpressAdapter(options)
   const { metering } = adapter
-  const stopSetupCheck = startSetupCheck(options.logger ?? consoleLogger)
+  const logger = options.logger ?? consoleLogger
+  const stopSetupCheck = startSetupCheck(logger)
+  // Express routes are not known here (meter() is its own middleware): the line names no count.
+  const summary = metering.summary()
+  logger.info(summary, `kinde-metering: metering, delivering to ${summary.domain} every ${summary.flushInterval} ms`)
   let closing: Promise<CloseOutcome> | undefined
   const middleware = function kindeMeteringMiddleware (_req: Request, res: Response, next: NextFunction): void {
     const metered = res as MeteredResponse

@@ -65,7 +65,8 @@ const fastifyReads: ResponseReads<FastifyRequest, FastifyReply> = {
     if (length !== undefined) return Number(length)
     return (reply as CountedReply)[kResponseBytes]!
   },
-  requestBytes: request => Number(request.headers['content-length'] ?? 0)
+  requestBytes: request => Number(request.headers['content-length'] ?? 0),
+  requestId: request => request.id
 }
 
 /** Counts the bytes of stream payloads, whose length Fastify cannot set as a header (without a socket counter). */
@@ -94,21 +95,33 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
   const startSetupCheck = resolveSetupCheck(options)
   // Fastify hands a plugin its own register options too; they are not metering options, nor is the setup check.
   const { prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers, checkSetup: _checkSetup, ...meteringOptions } = options as KindeMeteringOptions & Record<'prefix' | 'logLevel' | 'logSerializers', unknown>
+  const logger = options.logger ?? fastify.log
   const metering = new Metering({ logger: fastify.log, ...meteringOptions })
   await metering.ready()
-  const stopSetupCheck = startSetupCheck(options.logger ?? fastify.log)
+  const stopSetupCheck = startSetupCheck(logger)
+  // fastify-plugin hands the root instance itself to a plugin registered there; an encapsulated
+  // scope is an object created from its parent's.
+  if (Object.getPrototypeOf(fastify) !== Object.prototype) {
+    logger.warn({ prefix: fastify.prefix },
+      `kinde-metering: registered inside an encapsulated scope${fastify.prefix === '' ? '' : ` (prefix "${fastify.prefix}")`}: ` +
+      'only routes added in this scope after it are metered, and reply.meter and app.metering exist only there; ' +
+      'routes outside it are not metered, even with config.meter. Register kinde-metering on the root instance to meter every route')
+  }
   const customerOf = options.customer ?? customerFromUser
 
   fastify.decorate('metering', metering)
   fastify.decorateReply('meter', function (this: FastifyReply, feature: string, value: number) {
-    const origin = this.request.routeOptions.url ?? ''
-    metering.withCustomer(customerOf, this.request, origin, customer => metering.record(customer, feature, value, origin))
+    const request = this.request
+    // The format of route meters' origins (`GET /a`), so one route logs under one name.
+    const origin = `${request.method} ${request.routeOptions.url ?? ''}`
+    metering.withCustomer(customerOf, request, origin, customer => metering.record(customer, feature, value, origin, request.id))
     return this
   })
 
   const requestMeter = new RequestMeter(metering, customerOf, fastifyReads)
   /** The `config` of each metered GET route and its url: the HEAD route Fastify copies from it shares both. */
   const getRoutes = new WeakMap<object, string>()
+  let meteredRoutes = 0
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const config = route.config as object | undefined
     if (config !== undefined && route.method === 'HEAD' && getRoutes.get(config) === route.url) {
@@ -119,11 +132,14 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
     const origin = `${String(route.method)} ${route.url}`
     const meters = compileRouteMeter<FastifyRequest, FastifyReply>(route.config?.meter, origin)
     if (meters.length === 0) return
+    meteredRoutes++
     if (route.method === 'GET' || (Array.isArray(route.method) && route.method.includes('GET'))) getRoutes.set(config!, route.url)
     const metered = meteredRoute(meters)
+    // A route of several methods logs each request under its own method, as reply.meter does.
+    const methodOrigins = Array.isArray(route.method) ? new Map(route.method.map(method => [method, `${method} ${route.url}`])) : undefined
     // Only metered routes get a hook: Fastify tracks response timing for every route that has one.
     const recordUsage: onResponseHookHandler = (request, reply, done) => {
-      requestMeter.finished(metered, origin, request, reply, reply.statusCode)
+      requestMeter.finished(metered, methodOrigins?.get(request.method) ?? origin, request, reply, reply.statusCode)
       done()
     }
     route.onResponse = appendHook(route.onResponse, recordUsage)
@@ -131,6 +147,13 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
       route.onRequest = appendHook(route.onRequest, countSocketBytes)
       route.onSend = appendHook(route.onSend, countStreamedBytes)
     }
+  })
+
+  // At onReady every route is added: the line says how many are metered.
+  fastify.addHook('onReady', async () => {
+    const summary = metering.summary()
+    logger.info({ ...summary, meteredRoutes },
+      `kinde-metering: metering ${meteredRoutes} route(s), delivering to ${summary.domain} every ${summary.flushInterval} ms`)
   })
 
   fastify.addHook('onClose', async () => {

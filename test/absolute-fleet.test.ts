@@ -25,7 +25,7 @@ t.test('three instances set values through Redis during faulty flushes: Kinde en
     syncInterval: 20
   })
   t.teardown(() => Promise.all(fleet.map(instance => instance.kill())))
-  t.equal((await fleet[0].flush()).delivered, true, 'the first instance to flush takes the lease')
+  t.equal((await fleet[0].flush()).deliveredHere, true, 'the first instance to flush takes the lease')
   kinde.fault({ kind: 'status', status: 429, rateLimitReset: 0.001, probability: 0.2 })
   kinde.fault({ kind: 'status', status: 503, probability: 0.2 })
   kinde.fault({ kind: 'reset', probability: 0.2 })

@@ -43,7 +43,7 @@ t.test('values set on two instances: the latest reaches Kinde as one absolute re
   const prefix = `{absolute${++prefixes}}:`
   const a = member(t, kinde, prefix)
   const b = member(t, kinde, prefix)
-  t.equal((await a.flush()).delivered, true, 'the first to flush takes the lease')
+  t.equal((await a.flush()).deliveredHere, true, 'the first to flush takes the lease')
   a.set({ agreementId: 'agr_1' }, 'seats', 3)
   a.record({ agreementId: 'agr_1' }, 'searches', 2)
   await a.flush()
@@ -51,7 +51,7 @@ t.test('values set on two instances: the latest reaches Kinde as one absolute re
   b.set({ agreementId: 'agr_2' }, 'storage_gb', 1e22) // beyond 2^53 micros
   b.record({ agreementId: 'agr_1' }, 'searches', 1)
   t.same(b.stats().pending, { keys: 3, units: '1' }, 'levels are pending pairs, not units')
-  t.equal((await b.flush()).delivered, false, 'the other only merges')
+  t.equal((await b.flush()).deliveredHere, false, 'the other only merges')
   t.equal((await a.flush()).sent, 3)
   t.equal(kinde.usage('agr_1', 'seats'), '5')
   t.equal(kinde.usage('agr_2', 'storage_gb'), '10000000000000000000000')
@@ -140,7 +140,7 @@ t.test("under ambiguous: 'drop' a level a dead leader took is delivered by its s
     store: redisStore({ client: connect(t), prefix, syncInterval: 3_600_000, leaseTtl: 200 })
   })
   t.teardown(() => successor.close())
-  await waitFor(async () => (await successor.flush()).delivered)
+  await waitFor(async () => (await successor.flush()).deliveredHere)
   await successor.flush()
   t.equal(kinde.usage('agr_1', 'seats'), '7')
   t.equal(kinde.usage('agr_1', 'searches'), '0')

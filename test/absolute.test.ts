@@ -74,7 +74,7 @@ t.test('set() refuses what record() refuses: bad values, bad customers, after cl
   t.equal(core.set(null as any, 'seats', 1), false)
   t.equal(core.set({ customerId: 'cus_1' }, 'x'.repeat(257), 1), false)
   t.equal(core.set({ userId: 42 } as any, 'seats', 1), false)
-  t.same(core.stats().refused, { invalidValue: 2, invalidCustomer: 4, customerError: 0, countStatusError: 0, afterClose: 0, mixedKinds: 0 })
+  t.same(core.stats().refused, { invalidValue: 2, invalidFeature: 1, invalidCustomer: 3, customerError: 0, countStatusError: 0, afterClose: 0, mixedKinds: 0 })
   await core.close()
   t.equal(core.set({ agreementId: 'agr_1' }, 'seats', 1), false)
   t.equal(core.stats().refused.afterClose, 1)

@@ -126,8 +126,11 @@ t.test('403 without create:meter_usage: usage stays pending, the scope is named,
   t.notOk(JSON.stringify(entries).includes(kinde.clientSecret), 'the secret never reaches the logs')
   t.equal(core.stats().failures.unauthorized, 1)
   t.equal(core.stats().pending.units, '5')
+  t.match(outcome.error, { kind: 'unauthorized', message: /HTTP 403/ })
+  t.match(errors[0].obj.err, { status: 403, message: /HTTP 403/ }, 'Kinde\'s answer is logged as an error, under err')
   const heldBack = await core.flush()
   t.equal(heldBack.pending, 2, 'still backing off')
+  t.match(heldBack.error, { kind: 'unauthorized' }, 'and the outcome says which failure holds the usage back')
   t.equal(kinde.calls.meter_usage, 2)
 })
 
@@ -149,13 +152,18 @@ t.test('bad credentials: the token error keeps usage pending and never shows the
   const core = coreOn(t, kinde, { clientSecret: 'wrong-secret-value', logger, shutdownTimeout: 20 })
   core.record({ agreementId: 'agr_1' }, 'searches', 1)
   const outcome = await core.flush()
-  t.equal(outcome.pending, 1)
+  t.match(outcome, { sent: 0, pending: 1, dropped: 0, deliveredHere: true, error: { kind: 'credentials', message: /invalid_client/ } },
+    'the outcome says the usage stayed pending because the credentials were refused')
   t.equal(core.stats().failures.unauthorized, 1)
+  const heldBack = await core.flush()
+  t.match(heldBack, { sent: 0, error: { kind: 'credentials' } }, 'the next flush names it too')
   const error = entries.find(entry => entry.level === 'error')
-  t.match(error?.obj.error, /invalid_client/)
+  t.type(error?.obj.err, Error, 'logged under pino\'s err, with its stack')
+  t.match(error?.obj.err.message, /invalid_client/)
+  t.match(error?.obj.err.stack, /TokenError/)
   t.match(error?.msg, /clientId and clientSecret/, 'the hint names the credentials, not a scope')
   await core.close()
-  t.equal(entries.filter(entry => entry.level === 'error' && entry.obj.error !== undefined).length, 1, 'said once, not at every retry of the close')
+  t.equal(entries.filter(entry => entry.level === 'error' && entry.obj.err !== undefined).length, 1, 'said once, not at every retry of the close')
   t.notOk(JSON.stringify(entries).includes('wrong-secret-value'))
 })
 
@@ -294,7 +302,7 @@ t.test('close() under a persistent 429 stops at shutdownTimeout and reports exac
   const outcome = await closing
   const took = Date.now() - started
   t.ok(took >= 200 && took < 2_000, `kept trying until about the timeout, then stopped (${took} ms)`)
-  t.same(outcome, { sent: 0, dropped: 2 })
+  t.same(outcome, { sent: 0, dropped: 2, droppedByReason: { rejected: 0, ambiguous: 0, no_agreement: 0, overflow: 0, shutdown: 2 } })
   t.equal(drops.length, 1)
   t.equal(drops[0].reason, 'shutdown')
   t.same(drops[0].records.map(record => [record.customer, record.feature, record.value]).sort(), [
@@ -368,14 +376,16 @@ t.test('flushes during a 429 pause longer than their slot leave pending usage in
   kinde.fault({ kind: 'status', status: 429, rateLimitReset: 0.5 })
   core.record({ agreementId: 'agr_1' }, 'searches', 1)
   const throttled = await flushed()
-  t.match(throttled, { delivered: true, sent: 0, pending: 1 }, 'the throttled flush keeps the usage')
+  t.match(throttled, { deliveredHere: true, sent: 0, pending: 1, error: { kind: 'not_applied', message: /429/ } }, 'the throttled flush keeps the usage, and says why')
   const outcomes = []
   // Each wait has its own deadline; the pause ends within a few slots.
   for (let flush = 0; flush < 20 && core.stats().sent.records === 0; flush++) outcomes.push(await flushed())
   const held = outcomes.slice(0, -1)
   t.ok(held.length >= 2, `flushes went on during the pause (${held.length})`)
-  t.same(held.map(outcome => outcome.delivered), held.map(() => false), 'none of them took the usage out to put it back')
-  t.match(outcomes.at(-1), { delivered: true, sent: 1 }, 'the first flush after the pause delivered it')
+  t.same(held.map(outcome => outcome.deliveredHere), held.map(() => false), 'none of them took the usage out to put it back')
+  t.same(held.map(outcome => outcome.error?.kind), held.map(() => 'not_applied'), 'each held flush names the failure that holds it')
+  t.match(outcomes.at(-1), { deliveredHere: true, sent: 1 }, 'the first flush after the pause delivered it')
+  t.equal(outcomes.at(-1).error, undefined, 'and reports no failure')
   t.equal(kinde.calls.meter_usage, 2, 'nothing was sent during the pause')
 })
 
@@ -425,7 +435,7 @@ t.test('an accessToken function that throws or rejects is a token failure: usage
   t.equal(kinde.calls.meter_usage, 0, 'nothing reached Kinde without a token')
   const errors = entries.filter(entry => entry.level === 'error')
   t.equal(errors.length, 1, 'one error log')
-  t.match(errors[0], { obj: { option: 'accessToken', error: /vault down/ }, msg: /option "accessToken"/ })
+  t.match(errors[0], { obj: { option: 'accessToken', err: { message: /vault down/ } }, msg: /option "accessToken"/ })
   source = () => token
   await backOffPassed()
   t.match(await core.flush(), { sent: 1 })

@@ -446,6 +446,43 @@ t.test('without a customer option, the verified token bills its organization, el
   t.equal(kinde.usage('agr_1', 'searches'), '3', 'else sub')
 })
 
+t.test('info logs: one line at creation, one per flush that sent something, none per request; refusals carry req.id', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const { app, metering } = meteredApp(t, kinde, { logger })
+  const infos = (): typeof entries => entries.filter(entry => entry.level === 'info')
+  t.same(infos().map(entry => entry.obj), [{ domain: kinde.url, flushInterval: 3_600_000, store: 'MemoryStore', journal: false }])
+  t.equal(infos()[0].msg, `kinde-metering: metering, delivering to ${kinde.url} every 3600000 ms`)
+  // A request-id middleware: express-request-id gives strings, pino-http numbers.
+  app.use((req, _res, next) => { (req as Request & { id: unknown }).id = req.path === '/bad' ? 'req-7' : 8; next() })
+  app.get('/search', meter('searches'), (_req, res) => { res.send('ok') })
+  app.get('/bad', (_req, res) => { res.meter('llm_tokens', '5' as any).send('ok') })
+  app.get('/unnamed', (_req, res) => { res.meter('', 1).send('ok') })
+  const { url } = await listen(t, app)
+  for (let i = 0; i < 20; i++) await call(`${url}/search`, 'agr_1')
+  t.equal(infos().length, 1, 'a burst of requests logs nothing')
+  await call(`${url}/bad`, 'agr_1')
+  await call(`${url}/unnamed`, 'agr_1')
+  t.match(entries.filter(entry => entry.level === 'warn'), [
+    { obj: { origin: 'GET /bad', feature: 'llm_tokens', reqId: 'req-7' }, msg: /got "5" \(string\)$/ },
+    { obj: { origin: 'GET /unnamed', feature: '', reqId: '8' }, msg: /feature must be a Kinde billing feature code, .*, got "" \(string\)$/ }
+  ])
+  await metering.flush()
+  t.match(infos()[1], { obj: { records: 1, units: '20', dropped: 0, pending: 0 }, msg: 'kinde-metering: flush sent 1 record(s)' })
+})
+
+t.test('close() counts every drop of the close, by reason, not only shutdown drops', async t => {
+  const kinde = await emulator(t)
+  const { app, metering } = meteredApp(t, kinde, { logger: memoryLogger().logger })
+  app.get('/chat', (_req, res) => { res.meter('llm_tokens', 2).meter('not_a_feature', 1).send('ok') })
+  const { url } = await listen(t, app)
+  await call(`${url}/chat`, 'agr_1')
+  const outcome = await metering.close()
+  t.same(outcome, { sent: 1, dropped: 1, droppedByReason: { rejected: 1, ambiguous: 0, no_agreement: 0, overflow: 0, shutdown: 0 } },
+    'the record Kinde refused during the close is in the outcome')
+  t.equal(kinde.usage('agr_1', 'llm_tokens'), '2')
+})
+
 t.test('close() delivers everything pending; usage after close is refused and counted', async t => {
   const kinde = await emulator(t)
   const { app, metering } = meteredApp(t, kinde)
@@ -456,7 +493,7 @@ t.test('close() delivers everything pending; usage after close is refused and co
   await call(`${url}/chat`, 'agr_1')
   t.equal(metering.stats().pending.keys, 4)
   const outcome = await metering.close()
-  t.same(outcome, { sent: 4, dropped: 0 })
+  t.same(outcome, { sent: 4, dropped: 0, droppedByReason: { rejected: 0, ambiguous: 0, no_agreement: 0, overflow: 0, shutdown: 0 } })
   t.equal(kinde.usage('agr_1', 'searches'), '3')
   t.equal(kinde.usage('agr_2', 'searches'), '2')
   t.equal(kinde.usage('agr_3', 'searches'), '2')

@@ -1,7 +1,8 @@
 import t from 'tap'
 import Fastify from 'fastify'
+import fp from 'fastify-plugin'
 import { Readable } from 'node:stream'
-import { kindeMetering, InvalidOptionError } from '../lib/index.js'
+import { kindeMetering, InvalidOptionError, type Metering } from '../lib/index.js'
 import { emulator, meteredApp, memoryLogger, pluginOptions } from './fixtures.js'
 
 t.test('each meter form sums exactly per agreement and feature', async t => {
@@ -145,6 +146,39 @@ t.test('bad meter values are counted and logged once per route and feature, and 
   t.equal(warnings.length, 3, 'one per route and feature')
   await app.metering.flush()
   t.equal(kinde.records.length, 0)
+})
+
+t.test('refusals quote what was received, count a bad feature apart from a bad customer, and carry the request id', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const app = Fastify({ loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.register(kindeMetering, pluginOptions(kinde))
+  app.get('/a', { config: { meter: { feature: 'cpu_ms', value: () => -1 } } }, async (_request, reply) => {
+    reply.meter('llm_tokens', '5' as any)
+    reply.meter(undefined as any, 5)
+    return 'fine'
+  })
+  app.route({ method: ['PUT', 'POST'], url: '/multi', config: { meter: { feature: 'cpu_ms', value: () => -2 } }, handler: async () => 'ok' })
+  const response = await app.inject({ url: '/a', headers: { 'x-agreement': 'agr_1' } })
+  t.equal(response.body, 'fine')
+  t.match(app.metering.stats().refused, { invalidValue: 2, invalidFeature: 1, invalidCustomer: 0 })
+  const warnings = entries.filter(entry => entry.level === 'warn' && /not recorded/.test(entry.msg ?? ''))
+  t.same(warnings.map(entry => entry.msg), [
+    'kinde-metering: usage not recorded: meter value must be a finite number >= 0, got "5" (string)',
+    'kinde-metering: usage not recorded: feature must be a Kinde billing feature code, a string of 1 to 256 characters, got undefined (undefined)',
+    'kinde-metering: usage not recorded: meter value must be a finite number >= 0, got -1 (number)'
+  ])
+  const reqId = warnings[0].obj.reqId
+  t.type(reqId, 'string')
+  t.same(warnings.map(entry => entry.obj), [
+    { origin: 'GET /a', feature: 'llm_tokens', reqId },
+    { origin: 'GET /a', feature: undefined, reqId },
+    { origin: 'GET /a', feature: 'cpu_ms', reqId }
+  ], 'reply.meter and the route meter name the route alike, with the request id')
+
+  await app.inject({ method: 'POST', url: '/multi', headers: { 'x-agreement': 'agr_1' } })
+  t.match(entries.filter(entry => entry.level === 'warn').at(-1), { obj: { origin: 'POST /multi', feature: 'cpu_ms' }, msg: /got -2 \(number\)/ }, 'a route of several methods names the request\'s method')
 })
 
 t.test('a throwing or rejecting customer function leaves the response untouched', async t => {
@@ -305,4 +339,81 @@ t.test('route hooks of their own keep running beside the meter; empty bodies cou
   t.equal(kinde.usage('agr_1', 'request_bytes'), '0')
   t.equal(kinde.usage('agr_1', 'llm_tokens'), '1', 'reply.meter works in the not-found handler')
   t.equal(app.metering.stats().refused.invalidValue, 0)
+})
+
+t.test('registered inside an encapsulated scope, the plugin warns once, naming what is and is not metered', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const app = Fastify({ loggerInstance: logger })
+  t.teardown(() => app.close())
+  let scoped: Metering | undefined
+  await app.register(async api => {
+    await api.register(kindeMetering, pluginOptions(kinde))
+    scoped = api.metering
+    api.get('/search', { config: { meter: 'searches' } }, async () => 'in scope')
+  }, { prefix: '/v1' })
+  app.get('/outside', { config: { meter: 'searches' } }, async () => 'outside')
+  await app.ready()
+  const warnings = entries.filter(entry => entry.level === 'warn' && /encapsulated scope/.test(entry.msg ?? ''))
+  t.equal(warnings.length, 1, 'said once')
+  t.match(warnings[0], { obj: { prefix: '/v1' }, msg: /\(prefix "\/v1"\): only routes added in this scope .* are metered, and reply\.meter and app\.metering exist only there; routes outside it are not metered, even with config\.meter\. Register kinde-metering on the root instance/ })
+  await app.inject({ url: '/v1/search', headers: { 'x-agreement': 'agr_1' } })
+  await app.inject({ url: '/outside', headers: { 'x-agreement': 'agr_1' } })
+  t.equal(app.metering, undefined, 'app.metering is not on the root instance, as the warning says')
+  await scoped!.flush()
+  t.equal(kinde.usage('agr_1', 'searches'), '1', 'only the route in the scope was metered, as the warning says')
+})
+
+t.test('a scope without a prefix is encapsulated too: the warning says so without naming a prefix', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const app = Fastify({ loggerInstance: logger })
+  t.teardown(() => app.close())
+  await app.register(async api => { await api.register(kindeMetering, pluginOptions(kinde)) })
+  await app.ready()
+  t.match(entries.filter(entry => entry.level === 'warn'), [{ obj: { prefix: '' }, msg: /^kinde-metering: registered inside an encapsulated scope: only routes/ }])
+})
+
+t.test('registered on the root instance, or in a plugin that fastify-plugin unwraps, there is no scope warning', async t => {
+  const kinde = await emulator(t)
+  for (const wrap of [false, true]) {
+    const { entries, logger } = memoryLogger()
+    const app = Fastify({ loggerInstance: logger })
+    t.teardown(() => app.close())
+    if (wrap) await app.register(fp(async api => { await api.register(kindeMetering, pluginOptions(kinde)) }))
+    else await app.register(kindeMetering, pluginOptions(kinde))
+    await app.ready()
+    t.same(entries.filter(entry => entry.level === 'warn'), [], wrap ? 'inside fastify-plugin' : 'on the root')
+  }
+})
+
+t.test('info logs: one line at ready naming the settings and metered routes, one per flush that did something, none per request', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const app = Fastify({ loggerInstance: logger, disableRequestLogging: true })
+  t.teardown(() => app.close())
+  await app.register(kindeMetering, pluginOptions(kinde))
+  app.get('/search', { config: { meter: 'searches' } }, async (_request, reply) => reply.meter('llm_tokens', 1.5).send('ok'))
+  app.post('/upload', { config: { meter: { feature: 'request_bytes', value: 'requestBytes' } } }, async () => 'ok')
+  app.get('/free', async () => 'free')
+  await app.ready()
+  const infos = (): typeof entries => entries.filter(entry => entry.level === 'info')
+  t.same(infos().map(entry => entry.obj), [{ domain: kinde.url, flushInterval: 3_600_000, store: 'MemoryStore', journal: false, meteredRoutes: 2 }],
+    'the GET route counts once, not its automatic HEAD route')
+  t.equal(infos()[0].msg, `kinde-metering: metering 2 route(s), delivering to ${kinde.url} every 3600000 ms`)
+  t.notMatch(JSON.stringify(entries), kinde.clientSecret, 'no secret in the startup line')
+
+  for (let i = 0; i < 50; i++) await app.inject({ url: '/search', headers: { 'x-agreement': `agr_${(i % 2) + 1}` } })
+  t.equal(infos().length, 1, 'a burst of requests logs nothing')
+  t.same(entries.filter(entry => entry.level !== 'debug' && entry.level !== 'trace').length, 1, 'at any level')
+
+  const flushed = await app.metering.flush()
+  t.equal(infos().length, 2)
+  t.same(infos()[1].obj, { records: 4, units: '125', dropped: 0, pending: 0, durationMs: flushed.durationMs })
+  t.equal(infos()[1].msg, 'kinde-metering: flush sent 4 record(s)')
+  await app.metering.flush()
+  t.equal(infos().length, 2, 'a flush with nothing to send says nothing at info')
+  app.metering.record({ agreementId: 'agr_1' }, 'not_a_feature', 1)
+  await app.metering.flush()
+  t.match(infos()[2], { obj: { records: 0, units: '0', dropped: 1, pending: 0 }, msg: 'kinde-metering: flush sent 0 record(s), dropped 1' })
 })

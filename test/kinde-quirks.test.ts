@@ -62,7 +62,7 @@ t.test('a token endpoint that fails without an OAuth error keeps usage pending a
   t.equal(outcome.pending, 2, 'the send and the look-up both wait for a token')
   t.equal(core.stats().failures.notApplied, 4, 'retried like any outage')
   t.match(entries.find(entry => /look-up failed/.test(entry.msg ?? ''))?.obj.err, { code: 'KINDE_METERING_TOKEN_ERROR' })
-  t.match(entries.find(entry => /did not apply/.test(entry.msg ?? ''))?.obj.error, /HTTP 500 \(no access_token in the answer\)/)
+  t.match(entries.find(entry => /did not apply/.test(entry.msg ?? ''))?.obj.err.message, /HTTP 500 \(no access_token in the answer\)/)
 })
 
 t.test('an unreachable token endpoint keeps usage pending, then delivers', async t => {
@@ -146,7 +146,7 @@ t.test('a store that fails keeps the flush from throwing; the next flush deliver
   const core = coreOn(t, kinde, { store: new FlakyStore(), logger })
   core.record({ agreementId: 'agr_1' }, 'searches', 2)
   const failed = await core.flush()
-  t.equal(failed.error, 'store unavailable')
+  t.same(failed.error, { kind: 'flush', message: 'store unavailable' })
   t.ok(entries.some(entry => entry.level === 'error' && /flush failed/.test(entry.msg ?? '')))
   t.equal((await core.flush()).sent, 1)
   t.equal(kinde.usage('agr_1', 'searches'), '2')
@@ -163,6 +163,17 @@ t.test('without a logger, the bare core writes warnings and errors to stderr', a
   const core = coreOn(t, kinde, { logger: undefined })
   core.record({ agreementId: 'agr_1' }, 'searches', -1)
   core.withCustomer(() => { throw new Error('no session') }, {}, 'GET /search', () => t.fail('no customer to record for'))
-  t.match(warnings(), [{ args: [/usage not recorded/, { feature: 'searches' }] }])
-  t.match(errors(), [{ args: [/customer function threw/, { origin: 'GET /search' }] }])
+  t.match(warnings(), [{ args: [/usage not recorded/, /feature: 'searches'/] }])
+  t.match(errors(), [{ args: [/customer function threw/, /origin: 'GET \/search'/] }])
+})
+
+t.test('the default logger prints a whole entry: Kinde\'s error body deep in a drop is visible', async t => {
+  const kinde = await emulator(t)
+  const errors = t.capture(console, 'error')
+  const core = coreOn(t, kinde, { logger: undefined })
+  core.record({ agreementId: 'agr_1' }, 'not_a_feature', 1)
+  await core.flush()
+  const [drop] = errors().filter(({ args }) => /dropped \(rejected\)/.test(String(args[0])))
+  t.match(drop.args[1], /FEATURE_NOT_FOUND/, 'not hidden under [Object]')
+  t.notMatch(drop.args[1], /\[Object\]|\[Array\]/)
 })

@@ -11,6 +11,16 @@ t.test('a domain is accepted with or without its scheme, and reduced to its orig
   t.equal(resolveConfig({ domain: 'http://127.0.0.1:4000', ...credentials }).origin, 'http://127.0.0.1:4000')
 })
 
+t.test('a domain with a path says what it got and what was meant; credentials in it are never echoed', async t => {
+  t.throws(() => resolveConfig({ domain: 'https://acme.kinde.com/oauth2/token', ...credentials }), {
+    option: 'domain',
+    message: 'kinde-metering: option "domain" must be a bare domain without path, query or credentials, got "https://acme.kinde.com/oauth2/token"; did you mean "acme.kinde.com"?'
+  })
+  const error = t.throws(() => resolveConfig({ domain: 'https://me:hunter2@acme.kinde.com', ...credentials })) as Error
+  t.match(error.message, /got a URL with credentials; did you mean "acme\.kinde\.com"\?/)
+  t.notMatch(error.message, /hunter2/)
+})
+
 t.test('defaults, in the units the options document', async t => {
   const config = resolveConfig({ domain: 'acme.kinde.com', ...credentials })
   t.match(config, {

@@ -17,7 +17,7 @@ t.test('three instances send Kinde one record per (customer, feature) per flush,
     syncInterval: 20
   })
   t.teardown(() => Promise.all(fleet.map(instance => instance.kill())))
-  t.equal((await fleet[0].flush()).delivered, true, 'the first instance to flush takes the lease')
+  t.equal((await fleet[0].flush()).deliveredHere, true, 'the first instance to flush takes the lease')
 
   const expected = new Map<string, number>()
   for (let round = 1; round <= 2; round++) {
@@ -35,7 +35,7 @@ t.test('three instances send Kinde one record per (customer, feature) per flush,
     // Each instance merges its sums into Redis within a sync interval.
     await waitFor(async () => (await Promise.all(fleet.map(instance => instance.stats()))).every(({ stats }) => stats.pending.keys === 0))
     const outcomes = await Promise.all(fleet.map(instance => instance.flush()))
-    t.same(outcomes.map(outcome => outcome.delivered), [true, false, false], `round ${round}: only the lease holder delivers`)
+    t.same(outcomes.map(outcome => outcome.deliveredHere), [true, false, false], `round ${round}: only the lease holder delivers`)
     t.equal(kinde.records.length - before, PAIRS, `round ${round}: ${PAIRS} calls for ${PAIRS} pairs, from ${requests.length} requests on 3 instances`)
   }
   for (const [agreement, count] of expected) {

@@ -51,7 +51,7 @@ t.test('Redis down, then back: requests never fail, usage waits in memory and is
     t.equal(response.statusCode, 200)
   }
   const down = await app.metering.flush()
-  t.equal(down.delivered, false)
+  t.equal(down.deliveredHere, false)
   t.notOk(down.error, 'the flush itself does not fail')
   t.equal(app.metering.stats().pending.units, '5', 'kept in this instance')
 
@@ -94,7 +94,8 @@ t.test('closing while Redis is down reports what Redis never confirmed', async t
   await metering.flush() // sends the first thousand pairs, which time out
   metering.record({ agreementId: 'agr_1' }, 'renders', 2)
   const closed = await metering.close()
-  t.equal(closed.dropped, 0, 'a shared store leaves nothing for the core to drop')
+  t.same(closed, { sent: 0, dropped: 1501, droppedByReason: { rejected: 0, ambiguous: 1000, no_agreement: 0, overflow: 0, shutdown: 501 } },
+    'the close outcome counts what the store reported dropped during the close, as onDrop received it')
   t.same(dropped.map(drop => [drop.reason, drop.records.length]), [['ambiguous', 1000], ['shutdown', 501]])
   t.match(dropped[0].records[0], { value: '1', error: { message: /did not confirm/ } })
   t.equal(metering.stats().dropped.shutdown.units, '502')

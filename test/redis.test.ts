@@ -55,7 +55,7 @@ t.test('sums from several instances merge exactly, decimals and huge values incl
   const prefix = freshPrefix()
   const a = member(t, kinde, prefix)
   const b = member(t, kinde, prefix)
-  t.equal((await a.metering.flush()).delivered, true, 'the first to flush takes the lease')
+  t.equal((await a.metering.flush()).deliveredHere, true, 'the first to flush takes the lease')
   for (let i = 0; i < 100; i++) {
     a.metering.record({ agreementId: 'agr_1' }, 'llm_tokens', 0.1)
     b.metering.record({ agreementId: 'agr_1' }, 'llm_tokens', 0.2)
@@ -71,7 +71,7 @@ t.test('sums from several instances merge exactly, decimals and huge values incl
   // Just under 2^53 micros, where splitting at 10^12 with floating-point division could round.
   a.metering.record({ agreementId: 'agr_2' }, 'request_bytes', 9_007_199_254.740991)
   b.metering.record({ agreementId: 'agr_2' }, 'request_bytes', 8_999_999_999.999999)
-  t.equal((await b.metering.flush()).delivered, false, 'the other only merges its sums')
+  t.equal((await b.metering.flush()).deliveredHere, false, 'the other only merges its sums')
   const outcome = await a.metering.flush()
   t.equal(outcome.sent, 5)
   t.equal(kinde.usage('agr_1', 'llm_tokens'), '30')
@@ -127,11 +127,11 @@ t.test('one instance at a time holds the lease; another takes over once it expir
   const a = member(t, kinde, prefix, { store: { leaseTtl: 300 } })
   const b = member(t, kinde, prefix, { store: { leaseTtl: 300 } })
   const c = member(t, kinde, prefix, { store: { leaseTtl: 300 } })
-  t.equal((await a.metering.flush()).delivered, true)
+  t.equal((await a.metering.flush()).deliveredHere, true)
   const acquired = Date.now()
   t.equal(a.store.isLeader, true)
   b.metering.record({ agreementId: 'agr_1' }, 'searches', 1)
-  t.equal((await b.metering.flush()).delivered, false, 'b only merges')
+  t.equal((await b.metering.flush()).deliveredHere, false, 'b only merges')
   t.equal(b.store.isLeader, false)
   // Time passing is what is under test: a renews its lease (each renewal a PEXPIRE), so it outlives its TTL.
   let renewals = 0
@@ -139,20 +139,20 @@ t.test('one instance at a time holds the lease; another takes over once it expir
     await lease.next('expire')
     renewals++
   }
-  t.equal((await b.metering.flush()).delivered, false, `still held by a after twice its TTL (${renewals} renewals)`)
+  t.equal((await b.metering.flush()).deliveredHere, false, `still held by a after twice its TTL (${renewals} renewals)`)
   t.equal(kinde.records.length, 0)
 
   await lease.next('expire')
   a.client.disconnect() // a dies just after a renewal: no more renewal, no release
-  t.equal((await b.metering.flush()).delivered, false, 'not before the lease expires')
+  t.equal((await b.metering.flush()).deliveredHere, false, 'not before the lease expires')
   await lease.next('expired')
-  t.equal((await b.metering.flush()).delivered, true, 'taken over once the lease expired')
+  t.equal((await b.metering.flush()).deliveredHere, true, 'taken over once the lease expired')
   t.equal(b.store.isLeader, true)
   t.equal(kinde.usage('agr_1', 'searches'), '1')
 
-  t.equal((await c.metering.flush()).delivered, false)
+  t.equal((await c.metering.flush()).deliveredHere, false)
   await b.metering.close()
-  t.equal((await c.metering.flush()).delivered, true, 'released at close: no wait for expiry')
+  t.equal((await c.metering.flush()).deliveredHere, true, 'released at close: no wait for expiry')
 })
 
 t.test('usage merged while a flush is under way goes to the next flush', async t => {
@@ -218,7 +218,7 @@ t.test('a leader that dies mid-flush: its successor delivers what it took and ha
   let outcome = await b.metering.flush()
   await waitFor(async () => {
     outcome = await b.metering.flush()
-    return outcome.delivered
+    return outcome.deliveredHere
   })
   t.equal(outcome.sent, 2, 'one record per pair, the recovered and the new usage together')
   t.equal(kinde.usage('agr_1', 'searches'), '0', 'delivered by a: not again')
@@ -240,7 +240,7 @@ t.test("under ambiguous: 'drop' what a dead leader took is reported through onDr
   })
   await takeUnsettled(t, a)
   a.client.disconnect()
-  await waitFor(async () => (await b.metering.flush()).delivered)
+  await waitFor(async () => (await b.metering.flush()).deliveredHere)
   b.metering.record({ agreementId: 'agr_2' }, 'searches', 5)
   await b.metering.flush()
   t.equal(kinde.usage('agr_2', 'searches'), '5', 'only the new usage is delivered')
@@ -296,7 +296,7 @@ t.test('a slow Redis: what timed out is not sent again while unanswered, and cou
   a.metering.record({ agreementId: 'agr_1' }, 'searches', 1)
   await server.pause(400)
   const slow = await a.metering.flush()
-  t.equal(slow.delivered, false, 'the merge timed out: no take')
+  t.equal(slow.deliveredHere, false, 'the merge timed out: no take')
   t.equal(a.store.isAvailable, false)
   t.equal(a.metering.stats().pending.units, '1', 'kept in memory')
   await waitFor(async () => (await a.metering.flush()).sent === 1, 3_000)
@@ -308,7 +308,7 @@ t.test('a slow Redis: what timed out is not sent again while unanswered, and cou
   await a.metering.flush() // merged and delivered
   await a.store.add({ entries: [{ kind: 0, id: 'agr_3', feature: 'searches', micros: 3_000_000, at: Date.now() }], oldest: Date.now() })
   await server.pause(400)
-  t.equal((await a.metering.flush()).delivered, false, 'the take timed out')
+  t.equal((await a.metering.flush()).deliveredHere, false, 'the take timed out')
   await waitFor(async () => (await a.metering.flush()).sent === 1, 3_000)
   t.equal(kinde.usage('agr_3', 'searches'), '3')
   t.same(a.store.recovered, { snapshots: 0, entries: 0 }, 'not taken for another instance\'s')

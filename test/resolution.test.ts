@@ -181,6 +181,36 @@ t.test('identifiers from requests are bounded: oversized or mistyped references 
   t.notOk(core.record({ agreementId: 'agr_1' }, 'f'.repeat(257), 1))
   t.notOk(core.record({ agreementId: 'agr_1' }, 7 as any, 1))
   t.ok(core.record({ userId: 'u'.repeat(256) }, 'searches', 1))
-  t.equal(core.stats().refused.invalidCustomer, 7)
+  t.equal(core.stats().refused.invalidCustomer, 5)
+  t.equal(core.stats().refused.invalidFeature, 2, 'a bad feature has its own counter')
   t.equal(core.stats().pending.keys, 1, 'nothing refused was stored')
+})
+
+t.test('a refused customer is described as received: its fields, or its value and type', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const core = coreOn(t, kinde, { logger })
+  const received = [null, 'agr_1', 'a'.repeat(100), [], {}, 42]
+  received.forEach((customer, i) => core.record(customer as any, 'searches', 1, `GET /${i}`))
+  t.same(entries.map(entry => entry.msg?.replace(/.*, got /, '')), [
+    'null (null)', '"agr_1" (string)', `"${'a'.repeat(64)}…" (string)`, 'an array', 'an object with no fields', '42 (number)'
+  ])
+  t.equal(core.stats().refused.invalidCustomer, received.length)
+})
+
+t.test('a customer reference naming two kinds is refused, counted and logged once, and bills neither', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const core = coreOn(t, kinde, { logger })
+  for (let i = 0; i < 3; i++) t.notOk(core.record({ userId: 'kp_1', agreementId: 'agr_1' } as any, 'searches', 1, 'GET /a'))
+  t.notOk(core.set({ orgCode: 'org_1', customerId: 'cus_1' } as any, 'seats', 4, 'GET /a'))
+  t.ok(core.record({ agreementId: 'agr_1', userId: undefined } as any, 'searches', 1, 'GET /a'), 'a field left undefined names no kind')
+  t.equal(core.stats().refused.invalidCustomer, 4)
+  const warnings = entries.filter(entry => entry.level === 'warn')
+  t.same(warnings.map(entry => entry.msg), [
+    'kinde-metering: usage not recorded: customer must name exactly one of agreementId, customerId, userId or orgCode, as a string of 1 to 256 characters, got an object with userId, agreementId',
+    'kinde-metering: usage not recorded: customer must name exactly one of agreementId, customerId, userId or orgCode, as a string of 1 to 256 characters, got an object with orgCode, customerId'
+  ], 'once per origin and feature, naming the fields received')
+  await core.flush()
+  t.same(kinde.records.map(record => [record.customer_agreement_id, record.meter_value]), [['agr_1', '1']], 'only the valid reference was billed')
 })

@@ -20,6 +20,8 @@ export interface ResponseReads<Req, Res> {
   responseBytes: (request: Req, response: Res) => number
   /** The request's `Content-Length`, 0 without one. */
   requestBytes: (request: Req) => number
+  /** The request's id, for the log line of a refused value; `undefined` when the host gives none. */
+  requestId: (request: Req) => string | undefined
 }
 
 /** A route's meters, resolved once when the route is added. */
@@ -91,7 +93,7 @@ export class RequestMeter<Req, Res> {
       }
     }
     this.#metering.withCustomer(this.#customerOf, request, origin, customer => {
-      this.#metering.recordAll(customer, route.features, values, origin)
+      this.#metering.recordAll(customer, route.features, values, origin, this.#reads.requestId(request))
     })
   }
 

@@ -256,7 +256,7 @@ function entryOf (record: DeadRecord, micros: Micros): UsageEntry {
   const at = Date.parse(record.timestamp)
   if (record.agreementId !== undefined) return { kind: RefKind.Agreement, id: record.agreementId, feature: record.feature, micros, at }
   const field = Object.keys(record.customer)[0] as typeof REF_FIELDS[number]
-  return { kind: REF_FIELDS.indexOf(field) as RefKind, id: (record.customer as Record<string, string>)[field], feature: record.feature, micros, at }
+  return { kind: REF_FIELDS.indexOf(field) as RefKind, id: (record.customer as unknown as Record<string, string>)[field], feature: record.feature, micros, at }
 }
 
 function partOf (micros: Micros, record: DeadRecord,

@@ -7,12 +7,13 @@
 import type { UsageBatch } from './aggregator.js'
 import { addMicros, formatMicros, type Micros } from './decimal.js'
 import type { DropReporter, Undeliverable } from './drops.js'
+import { KindeApiError } from './errors.js'
 import { sleep, type SendGate } from './gate.js'
 import type { KindeApi, MeterUsageRecord, SendFailure } from './kinde-api.js'
 import { isNewer } from './latest.js'
 import type { MeteringConfig } from './options.js'
 import type { AgreementResolver } from './resolver.js'
-import type { Counters } from './stats.js'
+import type { Counters, FlushFailure } from './stats.js'
 import { RefKind, type Logger, type UsageEntry } from './types.js'
 
 /**
@@ -33,10 +34,14 @@ interface SendItem {
 export interface DeliveryResult {
   /** Records Kinde accepted. */
   sent: number
+  /** Units Kinde accepted (levels set with `set()` are not amounts and count 0). */
+  sentMicros: Micros
   /** Records reported as dropped. */
   dropped: number
   /** Usage to keep pending: failed, or not reached before the deadline. */
   leftover: UsageBatch
+  /** The first failure that left usage pending, if one did. */
+  failure?: FlushFailure
 }
 
 /** How one delivery is paced and followed. */
@@ -63,6 +68,12 @@ interface Run extends DeliveryHooks {
   notAppliedLogged: boolean
 }
 
+/** A failed send as an Error for pino's `err` (message and stack): the error thrown, else one made of Kinde's answer. */
+function errorOf (outcome: SendFailure): Error {
+  // A failure without an error thrown is an answer, which has a status.
+  return outcome.error ?? new KindeApiError('meter usage send', outcome.status!, outcome.body)
+}
+
 /** Runs `task` over `items`, at most `limit` at once. */
 async function forEachLimited<T> (items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
   let next = 0
@@ -86,6 +97,8 @@ export class Delivery {
   #authBackoff: number
   /** Whether the refusal was logged since the last accepted send: said once, not at every retry. */
   #authLogged = false
+  /** The latest failed send since the last accepted one: why sends are held back, if they are. */
+  #lastFailure: FlushFailure | undefined
 
   constructor (config: MeteringConfig, api: KindeApi, resolver: AgreementResolver, gate: SendGate,
     counters: Counters, drops: DropReporter, logger: Logger) {
@@ -104,6 +117,11 @@ export class Delivery {
     return Math.max(this.#gate.pausedUntil, this.#authBlockedUntil)
   }
 
+  /** The latest failed send since Kinde last accepted one, or `undefined`. */
+  lastFailure (): FlushFailure | undefined {
+    return this.#lastFailure
+  }
+
   /**
    * Delivers a batch, retrying sends that failed until the retry attempts or the deadline run
    * out; reports what can never be delivered.
@@ -111,7 +129,7 @@ export class Delivery {
   async deliver (batch: UsageBatch, hooks: DeliveryHooks): Promise<DeliveryResult> {
     const run: Run = {
       ...hooks,
-      result: { sent: 0, dropped: 0, leftover: { entries: [], oldest: batch.oldest } },
+      result: { sent: 0, sentMicros: 0, dropped: 0, leftover: { entries: [], oldest: batch.oldest } },
       drops: { rejected: [], ambiguous: [], no_agreement: [] },
       notAppliedLogged: false
     }
@@ -159,6 +177,7 @@ export class Delivery {
         else bind(entry, agreementId)
       } catch (error) {
         lookupError ??= error
+        run.result.failure ??= { kind: 'lookup', message: (error as Error).message }
         run.result.leftover.entries.push(entry)
       }
     })
@@ -186,8 +205,10 @@ export class Delivery {
       if (outcome.kind === 'ok') {
         this.#authBackoff = this.#config.retry.baseDelay
         this.#authLogged = false
+        this.#lastFailure = undefined
         // A level is not an amount: sent units stay the sum of the deltas.
         this.#counters.sent.add(1, item.absolute ? 0 : item.micros)
+        if (!item.absolute) run.result.sentMicros = addMicros(run.result.sentMicros, item.micros)
         run.result.sent++
         run.onSettled?.(item.sources)
         await run.onAccepted?.(item.sources)
@@ -201,6 +222,8 @@ export class Delivery {
       await sleep(backoff)
       this.#counters.retried++
     }
+    // Held back by a failure (this item's, or an earlier one's pause or back-off), or out of time.
+    if (this.#lastFailure !== undefined) run.result.failure ??= this.#lastFailure
     run.result.leftover.entries.push(...item.sources)
   }
 
@@ -213,6 +236,11 @@ export class Delivery {
   /** Counts and handles a failed send; true when the item is settled (dropped or held back), false to retry it. */
   #settleFailure (item: SendItem, outcome: SendFailure, run: Run): boolean {
     const error = { status: outcome.status, body: outcome.body, message: outcome.message }
+    // A rejected record is dropped, not kept: it is no reason for usage to stay pending.
+    if (outcome.kind !== 'rejected') {
+      const credentials = outcome.tokenRefused === true || outcome.tokenOption !== undefined
+      this.#lastFailure = { kind: credentials ? 'credentials' : outcome.kind, message: outcome.message }
+    }
     switch (outcome.kind) {
       case 'rejected':
         this.#counters.failures.rejected++
@@ -221,6 +249,7 @@ export class Delivery {
       case 'unauthorized':
         this.#counters.failures.unauthorized++
         this.#holdBackAfterAuthFailure(outcome)
+        run.result.failure ??= this.#lastFailure
         run.result.leftover.entries.push(...item.sources)
         return true
       case 'ambiguous':
@@ -234,7 +263,7 @@ export class Delivery {
         if (outcome.waitMs !== undefined) this.#gate.pause(outcome.waitMs)
         if (!run.notAppliedLogged) {
           run.notAppliedLogged = true
-          this.#logger.warn({ status: outcome.status, error: outcome.message }, 'kinde-metering: Kinde did not apply a send; retrying with backoff')
+          this.#logger.warn({ status: outcome.status, err: errorOf(outcome) }, 'kinde-metering: Kinde did not apply a send; retrying with backoff')
         }
         return false
     }
@@ -247,16 +276,16 @@ export class Delivery {
     if (this.#authLogged) return
     this.#authLogged = true
     if (outcome.tokenOption !== undefined) {
-      this.#logger.error({ option: outcome.tokenOption, error: outcome.message },
+      this.#logger.error({ option: outcome.tokenOption, err: errorOf(outcome) },
         `kinde-metering: option "${outcome.tokenOption}" gave no token; usage stays pending`)
       return
     }
     if (outcome.tokenRefused === true) {
-      this.#logger.error({ status: outcome.status, error: outcome.message },
+      this.#logger.error({ status: outcome.status, err: errorOf(outcome) },
         'kinde-metering: no Management API token: check domain (your *.kinde.com domain), clientId and clientSecret; usage stays pending')
       return
     }
-    this.#logger.error({ status: outcome.status, body: outcome.body, error: outcome.message },
+    this.#logger.error({ status: outcome.status, body: outcome.body, err: errorOf(outcome) },
       'kinde-metering: Kinde refused the Management API token. Authorize the M2M application for the Management API ' +
       'with the scope create:meter_usage (and read:users, read:organizations, read:billing_agreements to resolve customers); usage stays pending')
   }

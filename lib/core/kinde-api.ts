@@ -40,6 +40,8 @@ export interface SendFailure {
   tokenRefused?: boolean
   /** The option (`accessToken`) whose function threw, rejected or gave no token: the record was never sent. */
   tokenOption?: string
+  /** The error thrown, when the send failed without an answer (no token, no connection): logged with its stack. */
+  error?: Error
 }
 
 /** An agreement as `GET /api/v1/billing/agreements` lists it. */
@@ -159,13 +161,13 @@ function classifyAnswer ({ status, headers, body }: HttpAnswer): SendOutcome {
 function classifyFailure (error: unknown): SendOutcome {
   if (error instanceof TokenError) {
     // The user's own token source failed: nothing reached Kinde, and only the user can fix it.
-    if (error.option !== undefined) return { kind: 'unauthorized', message: error.message, tokenOption: error.option }
+    if (error.option !== undefined) return { kind: 'unauthorized', message: error.message, tokenOption: error.option, error }
     const refused = error.status !== undefined && error.status < 500
-    return { kind: refused ? 'unauthorized' : 'not_applied', status: error.status, message: error.message, tokenRefused: refused }
+    return { kind: refused ? 'unauthorized' : 'not_applied', status: error.status, message: error.message, tokenRefused: refused, error }
   }
   const failure = error as HttpFailure
   const message = `meter usage send failed: ${failure.message} (${String(failure.errorCode)})`
-  return { kind: failure.written ? 'ambiguous' : 'not_applied', message }
+  return { kind: failure.written ? 'ambiguous' : 'not_applied', message, error: failure }
 }
 
 /** Milliseconds Kinde asked us to wait: `RateLimit-Reset` (seconds), else `Retry-After` (seconds or a date). */

@@ -4,7 +4,7 @@
  * finished request into `record()` calls and tie `close()` to their host's lifecycle.
  */
 import { Aggregator } from './aggregator.js'
-import { addMicros, formatMicros, isZero, toMicros } from './decimal.js'
+import { addMicros, formatMicros, isZero, toMicros, type Micros } from './decimal.js'
 import { DeadLetter } from './dead-letter.js'
 import { Delivery } from './delivery.js'
 import { DropReporter } from './drops.js'
@@ -19,22 +19,27 @@ import { AgreementResolver } from './resolver.js'
 import { Counters, type FlushOutcome, type MeteringStats } from './stats.js'
 import { MemoryStore, type UsageStore } from './store.js'
 import { TokenProvider } from './token.js'
-import { MAX_REFERENCE_LENGTH, referenceOf } from './reference.js'
-import { RefKind, type CustomerRef, type Logger, type UsageEntry } from './types.js'
+import { describeReceived, isReference, MAX_REFERENCE_LENGTH, referenceId, referenceKind, referenceOf } from './reference.js'
+import { type CustomerRef, type DropReason, type Logger, type UsageEntry } from './types.js'
 
 export { MAX_REFERENCE_LENGTH }
 
 /** Pending pairs of overflowed usage itemized for `onDrop`; beyond that it is only counted. */
 const OVERFLOW_ITEMIZED = 10_000
 
+const INVALID_VALUE = 'meter value must be a finite number >= 0'
+const INVALID_FEATURE = `feature must be a Kinde billing feature code, a string of 1 to ${MAX_REFERENCE_LENGTH} characters`
+const INVALID_CUSTOMER = `customer must name exactly one of agreementId, customerId, userId or orgCode, as a string of 1 to ${MAX_REFERENCE_LENGTH} characters`
 const MIXED_KINDS = 'a feature is metered either with record() (delta) or with set() (absolute) in one process, and this one already was the other way'
 
-/** What `close()` left undelivered. */
+/** What `close()` delivered and dropped. */
 export interface CloseOutcome {
   /** Records Kinde accepted during the close. */
   sent: number
-  /** Records reported with reason `shutdown` because `shutdownTimeout` ran out. */
+  /** Records reported dropped during the close, whatever the reason. */
   dropped: number
+  /** `dropped` by reason: `shutdown` when `shutdownTimeout` ran out, `rejected` when Kinde refused a record, and so on. */
+  droppedByReason: Record<DropReason, number>
 }
 
 /** Meters usage and delivers it to Kinde. One instance per server process. */
@@ -106,9 +111,10 @@ export class Metering {
    * path. Never throws: a bad value or customer is counted, logged once per origin and feature,
    * and refused (false).
    * @param origin where the usage came from (a route), for the log line of a refused value.
+   * @param requestId the request's id, logged with a refused value.
    */
-  record (customer: CustomerRef, feature: string, value: number, origin = ''): boolean {
-    return this.#record(customer, feature, value, origin, 0)
+  record (customer: CustomerRef, feature: string, value: number, origin = '', requestId?: string): boolean {
+    return this.#record(customer, feature, value, origin, 0, requestId)
   }
 
   /**
@@ -116,36 +122,24 @@ export class Metering {
    * exactly as {@link record} would, at one instant. Adapters use it: on this path the clock read
    * costs as much as the rest of a record, so a request reads it once, not once per meter.
    */
-  recordAll (customer: CustomerRef, features: readonly string[], values: readonly number[], origin = ''): void {
+  recordAll (customer: CustomerRef, features: readonly string[], values: readonly number[], origin = '', requestId?: string): void {
     const now = Date.now()
-    for (let i = 0; i < features.length; i++) this.#record(customer, features[i], values[i], origin, now)
+    for (let i = 0; i < features.length; i++) this.#record(customer, features[i], values[i], origin, now, requestId)
   }
 
   /** `record()`, with the epoch ms of the usage given, or 0 to read the clock once the usage counts. */
-  #record (customer: CustomerRef, feature: string, value: number, origin: string, at: number): boolean {
+  #record (customer: CustomerRef, feature: string, value: number, origin: string, at: number, requestId: unknown): boolean {
     if (this.#closed) {
       this.#counters.refused.afterClose++
       return false
     }
     const micros = toMicros(value)
-    if (micros === -1) return this.#refuse('invalidValue', origin, feature, `meter value must be a finite number >= 0, got ${String(value)}`)
-    let kind: RefKind
-    let id: unknown
-    if (customer === null || typeof customer !== 'object') {
-      return this.#refuse('invalidCustomer', origin, feature, 'customer must be an object such as { agreementId }')
-    } else if ((id = (customer as { agreementId?: unknown }).agreementId) !== undefined) kind = RefKind.Agreement
-    else if ((id = (customer as { userId?: unknown }).userId) !== undefined) kind = RefKind.User
-    else if ((id = (customer as { orgCode?: unknown }).orgCode) !== undefined) kind = RefKind.Org
-    else {
-      id = (customer as { customerId?: unknown }).customerId
-      kind = RefKind.Customer
-    }
-    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_REFERENCE_LENGTH ||
-      typeof feature !== 'string' || feature.length === 0 || feature.length > MAX_REFERENCE_LENGTH) {
-      return this.#refuse('invalidCustomer', origin, feature,
-        `customer must name one of agreementId, customerId, userId or orgCode, and feature be a string, each of 1 to ${MAX_REFERENCE_LENGTH} characters`)
-    }
-    if (!this.#featureKinds.claim(feature, false)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS)
+    if (micros === -1) return this.#refuse('invalidValue', origin, feature, INVALID_VALUE, value, requestId)
+    if (!isReference(feature)) return this.#refuse('invalidFeature', origin, feature, INVALID_FEATURE, feature, requestId)
+    const kind = referenceKind(customer)
+    if (kind === -1) return this.#refuse('invalidCustomer', origin, feature, INVALID_CUSTOMER, customer, requestId)
+    const id = referenceId(customer, kind)
+    if (!this.#featureKinds.claim(feature, false)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS, undefined, requestId)
     if (isZero(micros)) return true
     const now = at === 0 ? Date.now() : at
     if (!this.#local.add(kind, id, feature, micros, now, this.#capacity)) {
@@ -174,13 +168,11 @@ export class Metering {
       return false
     }
     const micros = toMicros(value)
-    if (micros === -1) return this.#refuse('invalidValue', origin, feature, `meter value must be a finite number >= 0, got ${String(value)}`)
-    const reference = referenceOf(customer, feature)
-    if (reference === undefined) {
-      return this.#refuse('invalidCustomer', origin, feature,
-        `customer must name one of agreementId, customerId, userId or orgCode, and feature be a string, each of 1 to ${MAX_REFERENCE_LENGTH} characters`)
-    }
-    if (!this.#featureKinds.claim(feature, true)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS)
+    if (micros === -1) return this.#refuse('invalidValue', origin, feature, INVALID_VALUE, value)
+    if (!isReference(feature)) return this.#refuse('invalidFeature', origin, feature, INVALID_FEATURE, feature)
+    const reference = referenceOf(customer)
+    if (reference === undefined) return this.#refuse('invalidCustomer', origin, feature, INVALID_CUSTOMER, customer)
+    if (!this.#featureKinds.claim(feature, true)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS, undefined)
     const at = this.#lastSetAt = Math.max(Date.now(), this.#lastSetAt)
     if (!this.#local.set(reference.kind, reference.id, feature, micros, at, this.#capacity)) {
       if (!this.#overflow.set(reference.kind, reference.id, feature, micros, at, OVERFLOW_ITEMIZED)) this.#counters.dropped.overflow.add(1, 0)
@@ -260,6 +252,15 @@ export class Metering {
     return this.#ready
   }
 
+  /**
+   * Where usage goes and how it is kept, for the adapters' startup log line: the Kinde origin,
+   * the flush interval (ms), the store's kind (`MemoryStore`, `RedisStore`, …) and the journal's
+   * directory (`false` without one). Never a credential.
+   */
+  summary (): { domain: string, flushInterval: number, store: string, journal: string | false } {
+    return { domain: this.config.origin, flushInterval: this.config.flushInterval, store: this.#store.constructor.name, journal: this.config.journal?.dir ?? false }
+  }
+
   /** A snapshot of pending, sent and dropped usage; cheap enough to serve from a health route. */
   stats (): MeteringStats {
     const held = this.#store.pending()
@@ -296,7 +297,8 @@ export class Metering {
     clearTimeout(this.#timer)
     clearInterval(this.#syncTimer)
     this.#shutdownDeadline = Date.now() + this.config.shutdownTimeout
-    const outcome: CloseOutcome = { sent: 0, dropped: 0 }
+    const outcome: CloseOutcome = { sent: 0, dropped: 0, droppedByReason: this.#droppedRecords() }
+    const droppedBefore = outcome.droppedByReason
     // One drain up to the shutdown's deadline: each flush of the close waits every pause and backoff
     // that ends before it; between flushes that delivered nothing, a backoff that is cut to the time left.
     for (let idle = 0; ;) {
@@ -314,22 +316,34 @@ export class Metering {
       // No send starts after the deadline: what remains is reported now.
       if (Date.now() >= this.#shutdownDeadline) break
     }
-    if (this.#store.shared !== true) outcome.dropped = await this.#dropRemaining()
+    if (this.#store.shared !== true) await this.#dropRemaining()
     await this.#store.close?.()
     await this.#journal?.close()
     await this.#http.close()
+    const droppedAfter = this.#droppedRecords()
+    for (const reason of Object.keys(droppedAfter) as DropReason[]) {
+      droppedAfter[reason] -= droppedBefore[reason]
+      outcome.dropped += droppedAfter[reason]
+    }
+    outcome.droppedByReason = droppedAfter
     return outcome
   }
 
+  /** Records reported dropped so far, by reason. */
+  #droppedRecords (): Record<DropReason, number> {
+    const records = {} as Record<DropReason, number>
+    for (const reason of Object.keys(this.#counters.dropped) as DropReason[]) records[reason] = this.#counters.dropped[reason].records
+    return records
+  }
+
   /** Reports everything still pending once shutdownTimeout ran out. */
-  async #dropRemaining (): Promise<number> {
+  async #dropRemaining (): Promise<void> {
     // Only a store that is not shared gets here, and such a store always hands over a batch.
     const { entries } = (await this.#store.take())!
     this.#drops.report(entries.map(entry => ({ entry })), 'shutdown')
     await this.#store.settle()
     await this.#deadLetter?.written()
     await this.#journal?.settled(entries, [])
-    return entries.length
   }
 
   #startFlush (): Promise<FlushOutcome> {
@@ -345,7 +359,8 @@ export class Metering {
 
   async #runFlush (): Promise<FlushOutcome> {
     const startedAt = Date.now()
-    const outcome: FlushOutcome = { startedAt, durationMs: 0, sent: 0, pending: 0, dropped: 0, delivered: false }
+    const outcome: FlushOutcome = { startedAt, durationMs: 0, sent: 0, pending: 0, dropped: 0, deliveredHere: false }
+    let sentMicros: Micros = 0
     try {
       this.#reportOverflow()
       await this.#sync()
@@ -355,9 +370,10 @@ export class Metering {
       // Sends held (429 pause, refused token) past this flush's slot: pending usage waits for the
       // pause where it is, rather than being taken and put back by flush after empty flush.
       const held = !this.#closed && this.#delivery.blockedUntil() > flushDeadline
+      if (held) outcome.error = this.#delivery.lastFailure()
       const batch = held ? undefined : await this.#store.take()
       if (batch !== undefined) {
-        outcome.delivered = true
+        outcome.deliveredHere = true
         const result = await this.#delivery.deliver(batch, {
           // During the close its deadline is the only one, also for a flush begun before it.
           deadline: () => this.#closed ? this.#shutdownDeadline : flushDeadline,
@@ -365,8 +381,10 @@ export class Metering {
           onSettled: this.#settled
         })
         outcome.sent = result.sent
+        sentMicros = result.sentMicros
         outcome.dropped = result.dropped
         outcome.pending = result.leftover.entries.length
+        if (result.failure !== undefined) outcome.error = result.failure
         if (outcome.pending > 0) await this.#store.putBack(result.leftover)
         await this.#store.settle()
         // The journal forgets dropped usage only once the dead letter holds it.
@@ -374,7 +392,7 @@ export class Metering {
         await this.#journal?.settled(batch.entries, result.leftover.entries)
       }
     } catch (error) {
-      outcome.error = (error as Error).message
+      outcome.error = { kind: 'flush', message: (error as Error).message }
       this.#logger.error({ err: error }, 'kinde-metering: flush failed; pending usage is kept for the next one')
     }
     this.#capacity = Math.max(0, this.config.maxPendingKeys - this.#store.pending().keys)
@@ -382,6 +400,11 @@ export class Metering {
     outcome.durationMs = Date.now() - startedAt
     this.#counters.lastFlush = outcome
     this.#logger.debug({ ...outcome }, 'kinde-metering: flush')
+    if (outcome.sent > 0 || outcome.dropped > 0) {
+      // Once per flush that did something: a user sees the plugin at work without per-request noise.
+      this.#logger.info({ records: outcome.sent, units: formatMicros(sentMicros), dropped: outcome.dropped, pending: outcome.pending, durationMs: outcome.durationMs },
+        `kinde-metering: flush sent ${outcome.sent} record(s)${outcome.dropped > 0 ? `, dropped ${outcome.dropped}` : ''}`)
+    }
     return outcome
   }
 
@@ -429,12 +452,20 @@ export class Metering {
     this.#drops.report(itemized.entries.map(entry => ({ entry })), 'overflow')
   }
 
-  #refuse (counter: 'invalidValue' | 'invalidCustomer' | 'mixedKinds', origin: string, feature: string, message: string): false {
+  /**
+   * Counts a refused recording and logs it once per counter, origin and feature, quoting what was
+   * `received` (but for `mixedKinds`, where nothing received is wrong). The message is built only
+   * when logged, never on the request path.
+   */
+  #refuse (counter: 'invalidValue' | 'invalidFeature' | 'invalidCustomer' | 'mixedKinds', origin: string, feature: unknown,
+    message: string, received: unknown, requestId?: unknown): false {
     this.#counters.refused[counter]++
     const key = `${counter}\n${origin}\n${String(feature)}`
     if (!this.#invalidLogged.has(key) && this.#invalidLogged.size < 1000) {
       this.#invalidLogged.add(key)
-      this.#logger.warn({ origin, feature }, `kinde-metering: usage not recorded: ${message}`)
+      const fields = requestId === undefined ? { origin, feature } : { origin, feature, reqId: requestId }
+      const got = counter === 'mixedKinds' ? '' : `, got ${describeReceived(received)}`
+      this.#logger.warn(fields, `kinde-metering: usage not recorded: ${message}${got}`)
     }
     return false
   }

@@ -217,7 +217,9 @@ export function resolveOrigin (domain: unknown): string {
     throw new InvalidOptionError('domain', `is not a valid URL: ${JSON.stringify(domain)}`)
   }
   if (url.pathname !== '/' || url.search !== '' || url.username !== '') {
-    throw new InvalidOptionError('domain', `must be a bare domain without path, query or credentials: ${JSON.stringify(url.host)}`)
+    // Credentials in the URL are never echoed back: only the host is safe to quote then.
+    const given = url.username === '' ? JSON.stringify(domain) : 'a URL with credentials'
+    throw new InvalidOptionError('domain', `must be a bare domain without path, query or credentials, got ${given}; did you mean ${JSON.stringify(url.host)}?`)
   }
   return url.origin
 }

@@ -14,6 +14,23 @@ export interface Tally {
   units: string
 }
 
+/**
+ * Why usage stayed pending: `credentials` (the token endpoint refused the credentials, or the
+ * `accessToken` option gave no token), `unauthorized` (Kinde refused the token), `not_applied`
+ * (429, 5xx or no connection, retried until the flush's time ran out), `ambiguous` (a send that
+ * may have been applied, retried under `ambiguous: 'retry'`), `lookup` (a customer look-up
+ * failed), `flush` (the store or the journal failed).
+ */
+export type FlushFailureKind = 'credentials' | 'unauthorized' | 'not_applied' | 'ambiguous' | 'lookup' | 'flush'
+
+/** The failure that left usage pending in a flush. */
+export interface FlushFailure {
+  /** What failed; see {@link FlushFailureKind}. */
+  kind: FlushFailureKind
+  /** What was said about it (never a secret). */
+  message: string
+}
+
 /** Outcome of the latest flush. */
 export interface FlushOutcome {
   /** Epoch ms the flush started. */
@@ -26,10 +43,17 @@ export interface FlushOutcome {
   pending: number
   /** Records reported as dropped. */
   dropped: number
-  /** Whether this instance delivered: false when a shared store's other instance did, or while Kinde's pause (or a refused token's back-off) outlasts this flush's slot, when pending usage is left where it is. */
-  delivered: boolean
-  /** What went wrong, when something did. */
-  error?: string
+  /**
+   * Whether this instance ran the delivery (whatever it achieved): false when a shared store's
+   * other instance holds the lease, or while Kinde's pause (or a refused token's back-off)
+   * outlasts this flush's slot, when pending usage is left where it is.
+   */
+  deliveredHere: boolean
+  /**
+   * Why usage stayed pending, whenever a failure kept it (also while sends are held back by one):
+   * a health check reads success as `error === undefined`.
+   */
+  error?: FlushFailure
 }
 
 /** A snapshot of the metering state, from `stats()`. */
@@ -49,11 +73,12 @@ export interface MeteringStats {
   /** Usage reported through `onDrop`, by reason. */
   dropped: Record<DropReason, Tally>
   /**
-   * Recordings refused at the request: bad meter value, bad or failing customer, throwing
+   * Recordings refused at the request: bad meter value, bad feature code, bad customer reference
+   * (none, or two kinds at once), failing customer function, throwing
    * `countStatus`, after close, and `mixedKinds`: a `record()` of a feature this process meters
    * with `set()`, or the reverse.
    */
-  refused: { invalidValue: number, invalidCustomer: number, customerError: number, countStatusError: number, afterClose: number, mixedKinds: number }
+  refused: { invalidValue: number, invalidFeature: number, invalidCustomer: number, customerError: number, countStatusError: number, afterClose: number, mixedKinds: number }
   /** Look-ups sent to Kinde to resolve customers. */
   lookups: { users: number, organizations: number, agreements: number }
   /** M2M tokens fetched. */
@@ -95,7 +120,7 @@ export class Counters {
     shutdown: new MicroTally()
   }
 
-  readonly refused = { invalidValue: 0, invalidCustomer: 0, customerError: 0, countStatusError: 0, afterClose: 0, mixedKinds: 0 }
+  readonly refused = { invalidValue: 0, invalidFeature: 0, invalidCustomer: 0, customerError: 0, countStatusError: 0, afterClose: 0, mixedKinds: 0 }
   lastFlush: FlushOutcome | null = null
 
   /** The dropped tallies as plain numbers and strings. */

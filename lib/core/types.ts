@@ -10,12 +10,15 @@ import type { Micros } from './decimal.js'
  * - `customerId`: a Kinde billing customer; one agreements look-up per feature per cache TTL;
  * - `userId`: a Kinde user id (`sub`); one user look-up, then as `customerId`;
  * - `orgCode`: a Kinde organization code (`org_code`); one organization look-up, then as `customerId`.
+ *
+ * Exactly one kind: a reference naming two (`{ userId, agreementId }`) does not compile, and at
+ * run time it is refused, counted in `stats().refused.invalidCustomer` and logged.
  */
 export type CustomerRef =
-  | { agreementId: string }
-  | { customerId: string }
-  | { userId: string }
-  | { orgCode: string }
+  | { agreementId: string, customerId?: never, userId?: never, orgCode?: never }
+  | { customerId: string, agreementId?: never, userId?: never, orgCode?: never }
+  | { userId: string, agreementId?: never, customerId?: never, orgCode?: never }
+  | { orgCode: string, agreementId?: never, customerId?: never, userId?: never }
 
 /** Why usage could not be delivered. */
 export type DropReason =

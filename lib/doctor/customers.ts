@@ -21,7 +21,7 @@ class Unbillable extends Error {
 export async function checkCustomer (api: KindeApi, customer: CustomerRef, feature: string): Promise<SetupCheck> {
   const label = `${describeCustomer(customer)} × ${feature}`
   const base = { name: 'customer' as const, customer, feature }
-  if ('agreementId' in customer) {
+  if (customer.agreementId !== undefined) {
     return {
       ...base,
       status: 'warn',
@@ -32,7 +32,7 @@ export async function checkCustomer (api: KindeApi, customer: CustomerRef, featu
   try {
     let customerId: string
     let path = ''
-    if ('customerId' in customer) {
+    if (customer.customerId !== undefined) {
       customerId = customer.customerId
     } else {
       customerId = await billingCustomer(api, customer)

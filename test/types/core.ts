@@ -18,6 +18,12 @@ isExactly<boolean>(metering.record({ agreementId: 'agreement_1' }, 'tokens', 2.5
 metering.record({ orgCode: 'org_1' }, 'searches', '1')
 // @ts-expect-error a customer reference, not a string
 metering.record('org_1', 'searches', 1)
+// A customer reference names exactly one kind: two at once would bill one of them by guess.
+// @ts-expect-error a user and an agreement at once
+metering.record({ userId: 'kp_1', agreementId: 'agreement_1' }, 'searches', 1)
+// @ts-expect-error an organization and a customer at once
+const twoKinds: CustomerRef = { orgCode: 'org_1', customerId: 'customer_1' }
+isExactly<boolean>(metering.record({ customerId: 'customer_1' } satisfies CustomerRef, 'searches', 1))
 // @ts-expect-error the core needs its options
 new Metering()
 isExactly<number>(metering.config.flushInterval)
