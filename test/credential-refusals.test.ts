@@ -14,6 +14,8 @@ t.test('a token refused again after a delivery went through is logged again: sai
   await backOffPassed()
   t.match(await core.flush(), { sent: 0, pending: 1 })
   t.equal(refusals(), 1, 'one error for the first outage, however many flushes it lasts')
+  const refusal = entries.find(entry => entry.level === 'error')!
+  t.match(refusal, { obj: { status: 403 }, msg: /Kinde refused the Management API token\. Authorize the M2M application/ }, 'the log says what Kinde answered and what to do')
   kinde.setScopes(['create:meter_usage'])
   await backOffPassed()
   t.match(await core.flush(), { sent: 1 })
