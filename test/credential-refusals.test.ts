@@ -29,3 +29,17 @@ t.test('a token refused again after a delivery went through is logged again: sai
   t.match(await core.flush(), { sent: 1 })
   t.equal(kinde.usage('agr_1', 'searches'), '3', 'nothing lost over two outages')
 })
+
+t.test('the back-off after refused tokens grows no longer than retry.maxDelay: fixed credentials are used within it', async t => {
+  const kinde = await emulator(t, { scopes: ['read:users'] })
+  const core = coreOn(t, kinde, { retry: { baseDelay: 1, maxDelay: 1 } })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  for (let refusal = 0; refusal < 10; refusal++) {
+    t.match(await core.flush(), { sent: 0, pending: 1 })
+    await backOffPassed()
+  }
+  t.equal(core.stats().failures.unauthorized, 10, 'every flush tried again once the 1 ms back-off had passed')
+  kinde.setScopes(['create:meter_usage'])
+  t.match(await core.flush(), { sent: 1 }, 'delivered at the first flush after the fix')
+  t.equal(kinde.usage('agr_1', 'searches'), '1')
+})
