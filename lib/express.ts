@@ -6,12 +6,12 @@
  * @module
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { InvalidOptionError } from './core/errors.js'
+import { InvalidOptionError } from './core/report/errors.js'
 import { Metering, type CloseOutcome } from './core/metering.js'
-import type { MeteringOptions } from './core/options.js'
-import type { FlushOutcome, MeteringStats } from './core/stats.js'
-import { consoleLogger } from './core/logger.js'
-import type { CustomerRef } from './core/types.js'
+import type { MeteringOptions } from './core/config/options.js'
+import type { FlushOutcome, MeteringStats } from './core/report/stats.js'
+import { consoleLogger } from './core/report/logger.js'
+import type { CustomerRef } from './core/usage/types.js'
 import { BodyBytes } from './adapters/body-bytes.js'
 import { customerFromClaims, meteredRoute, RequestMeter, type MeteredRoute, type ResponseReads } from './adapters/request-meter.js'
 import { compileRouteMeter, type RouteMeterSpec } from './adapters/route-meter.js'

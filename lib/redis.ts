@@ -14,8 +14,8 @@
  * @module
  */
 import type { Cluster, Redis } from 'ioredis'
-import { InvalidOptionError } from './core/errors.js'
-import { rejectUnknownKeys } from './core/option-keys.js'
+import { InvalidOptionError } from './core/report/errors.js'
+import { rejectUnknownKeys } from './core/config/option-keys.js'
 import type { ScriptClient } from './redis/scripts.js'
 import { RedisStore } from './redis/store.js'
 

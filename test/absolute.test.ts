@@ -3,10 +3,10 @@
  * (customer, feature) is sent once per flush, never overtaken by an older one, beside exact deltas.
  */
 import t from 'tap'
-import { Aggregator } from '../lib/core/aggregator.js'
-import { JournalState } from '../lib/core/journal-format.js'
-import { MemoryStore } from '../lib/core/store.js'
-import { RefKind, type UsageEntry } from '../lib/core/types.js'
+import { Aggregator } from '../lib/core/usage/aggregator.js'
+import { JournalState } from '../lib/core/journal/format.js'
+import { MemoryStore } from '../lib/core/store/usage-store.js'
+import { RefKind, type UsageEntry } from '../lib/core/usage/types.js'
 import { kindeMetering as expressMetering } from '../lib/express.js'
 import type { DroppedRecord } from '../lib/index.js'
 import { coreOn, emulator, meteredApp, memoryLogger } from './fixtures.js'

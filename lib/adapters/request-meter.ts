@@ -6,8 +6,8 @@
  * all the meters of a request.
  */
 import type { Metering } from '../core/metering.js'
-import type { CustomerOf } from '../core/options.js'
-import type { CustomerRef } from '../core/types.js'
+import type { CustomerOf } from '../core/config/options.js'
+import type { CustomerRef } from '../core/usage/types.js'
 import type { CompiledMeter } from './route-meter.js'
 
 /** What each host reads from its own request and response objects for the built-in values. */

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util'
 import { checkKindeSetup } from '../doctor/check-setup.js'
 import type { CheckStatus, SetupReport } from '../doctor/report.js'
-import { REF_FIELDS, type CustomerRef } from '../core/types.js'
+import { REF_FIELDS, type CustomerRef } from '../core/usage/types.js'
 import { EXIT, UsageError, type CliCommand } from './command.js'
 
 const USAGE = `Usage: kinde-metering doctor [options]

@@ -8,20 +8,20 @@
  * record that fails again is noted with its latest reason and error.
  */
 import { parseArgs } from 'node:util'
-import { parseMicros, addMicros, formatMicros, type Micros } from '../core/decimal.js'
-import { appendDeadLetter, deadLetterFile, readDeadLetter, type DeadLetterLine, type DeadRecord } from '../core/dead-letter-file.js'
-import { Delivery } from '../core/delivery.js'
-import { DropReporter, type Undeliverable } from '../core/drops.js'
-import { SendGate } from '../core/gate.js'
-import { KindeHttp } from '../core/http.js'
-import { newOwnerId } from '../core/journal-files.js'
-import { KindeApi } from '../core/kinde-api.js'
-import { resolveConfig, type MeteringConfig } from '../core/options.js'
-import { AgreementResolver } from '../core/resolver.js'
-import { Counters } from '../core/stats.js'
-import { TokenProvider } from '../core/token.js'
+import { parseMicros, addMicros, formatMicros, type Micros } from '../core/usage/decimal.js'
+import { appendDeadLetter, deadLetterFile, readDeadLetter, type DeadLetterLine, type DeadRecord } from '../core/dead-letter/file.js'
+import { Delivery } from '../core/delivery/deliver.js'
+import { DropReporter, type Undeliverable } from '../core/report/drops.js'
+import { SendGate } from '../core/delivery/gate.js'
+import { KindeHttp } from '../core/kinde/http.js'
+import { newOwnerId } from '../core/journal/files.js'
+import { KindeApi } from '../core/kinde/api.js'
+import { resolveConfig, type MeteringConfig } from '../core/config/options.js'
+import { AgreementResolver } from '../core/kinde/resolver.js'
+import { Counters } from '../core/report/stats.js'
+import { TokenProvider } from '../core/kinde/token.js'
 import { UsageError, type CliCommand, type CliIo } from './command.js'
-import { REF_FIELDS, RefKind, type CustomerRef, type DropReason, type Logger, type UsageEntry } from '../core/types.js'
+import { REF_FIELDS, RefKind, type CustomerRef, type DropReason, type Logger, type UsageEntry } from '../core/usage/types.js'
 
 
 /** Usage text of the subcommand. */

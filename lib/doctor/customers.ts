@@ -3,10 +3,10 @@
  * → billing customer → the first unexpired agreement that includes the feature), with the
  * agreement found or why there is none.
  */
-import { KindeApiError } from '../core/errors.js'
-import type { Agreement, KindeApi } from '../core/kinde-api.js'
-import { activeAgreement } from '../core/resolver.js'
-import type { CustomerRef } from '../core/types.js'
+import { KindeApiError } from '../core/report/errors.js'
+import type { Agreement, KindeApi } from '../core/kinde/api.js'
+import { activeAgreement } from '../core/kinde/resolver.js'
+import type { CustomerRef } from '../core/usage/types.js'
 import { describeCustomer, type SetupCheck } from './report.js'
 import { GRANT_SCOPES, SCOPES } from './scopes.js'
 

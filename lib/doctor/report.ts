@@ -2,7 +2,7 @@
  * The shape of a setup check's answer: one line per check, in the order they ran, each saying
  * what was found and, when it failed, what to do.
  */
-import type { CustomerRef } from '../core/types.js'
+import type { CustomerRef } from '../core/usage/types.js'
 
 /** `pass`: verified; `fail`: Kinde will not accept the usage as set up; `warn`: could not be verified. */
 export type CheckStatus = 'pass' | 'fail' | 'warn'

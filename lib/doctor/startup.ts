@@ -3,9 +3,9 @@
  * starts (it calls Kinde, so it is off by default and never delays start-up) and logs its summary
  * through the app's logger.
  */
-import { InvalidOptionError } from '../core/errors.js'
-import type { MeteringOptions } from '../core/options.js'
-import type { CustomerRef, Logger } from '../core/types.js'
+import { InvalidOptionError } from '../core/report/errors.js'
+import type { MeteringOptions } from '../core/config/options.js'
+import type { CustomerRef, Logger } from '../core/usage/types.js'
 import { checkKindeSetup } from './check-setup.js'
 import { resolveTargets } from './options.js'
 import type { SetupReport } from './report.js'

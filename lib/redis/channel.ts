@@ -3,8 +3,8 @@
  * timed-out command is still unanswered (it may yet run), and each outage logged once, when it
  * starts, and once more when Redis answers again.
  */
-import { KindeMeteringError } from '../core/errors.js'
-import type { Logger } from '../core/types.js'
+import { KindeMeteringError } from '../core/report/errors.js'
+import type { Logger } from '../core/usage/types.js'
 import { runScript, type Script, type ScriptClient } from './scripts.js'
 
 /** Runs the store's scripts on the application's client. */

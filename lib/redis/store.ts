@@ -9,11 +9,11 @@
  * what a holder that died mid-flush left behind.
  */
 import { randomUUID } from 'node:crypto'
-import { Aggregator, type UsageBatch } from '../core/aggregator.js'
-import { addMicros, formatMicros, type Micros } from '../core/decimal.js'
-import { InvalidOptionError } from '../core/errors.js'
-import type { StoreContext, StorePending, UsageStore } from '../core/store.js'
-import type { UsageEntry } from '../core/types.js'
+import { Aggregator, type UsageBatch } from '../core/usage/aggregator.js'
+import { addMicros, formatMicros, type Micros } from '../core/usage/decimal.js'
+import { InvalidOptionError } from '../core/report/errors.js'
+import type { StoreContext, StorePending, UsageStore } from '../core/store/usage-store.js'
+import type { UsageEntry } from '../core/usage/types.js'
 import { ignore, RedisChannel } from './channel.js'
 import { decodeHash, encodeEntries, fieldsOf } from './codec.js'
 import { LEASE, MERGE_BATCH, SETTLE, TAKE, type ScriptClient } from './scripts.js'

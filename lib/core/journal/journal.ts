@@ -12,15 +12,15 @@
  */
 import { mkdir, open, readdir, readFile, rename, rm, utimes, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import type { UsageBatch } from './aggregator.js'
-import { addMicros, formatMicros, type Micros } from './decimal.js'
-import type { Undeliverable } from './drops.js'
-import { InvalidOptionError } from './errors.js'
-import { rejectUnknownKeys } from './option-keys.js'
-import { decodeJournal, encodeLine, JournalState, type BodyLine, type DecodedJournal } from './journal-format.js'
-import { newOwnerId, ownedFile, ownerIsGone, releaseLock, writeLock, type OwnedFile } from './journal-files.js'
-import type { Tally } from './stats.js'
-import type { Logger, UsageEntry } from './types.js'
+import type { UsageBatch } from '../usage/aggregator.js'
+import { addMicros, formatMicros, type Micros } from '../usage/decimal.js'
+import type { Undeliverable } from '../report/drops.js'
+import { InvalidOptionError } from '../report/errors.js'
+import { rejectUnknownKeys } from '../config/option-keys.js'
+import { decodeJournal, encodeLine, JournalState, type BodyLine, type DecodedJournal } from './format.js'
+import { newOwnerId, ownedFile, ownerIsGone, releaseLock, writeLock, type OwnedFile } from './files.js'
+import type { Tally } from '../report/stats.js'
+import type { Logger, UsageEntry } from '../usage/types.js'
 
 /** Option `journal`: where and how often usage is journaled. */
 export interface JournalOptions {

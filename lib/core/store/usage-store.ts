@@ -3,10 +3,10 @@
  * this interface: the in-memory store (the default) keeps it in this process; a shared store
  * (Redis, for a fleet) merges every instance's sums and lets one instance at a time deliver them.
  */
-import { Aggregator, type UsageBatch } from './aggregator.js'
-import type { Micros } from './decimal.js'
-import type { AmbiguousPolicy } from './options.js'
-import type { DroppedRecord, DropReason, Logger, UsageEntry } from './types.js'
+import { Aggregator, type UsageBatch } from '../usage/aggregator.js'
+import type { Micros } from '../usage/decimal.js'
+import type { AmbiguousPolicy } from '../config/options.js'
+import type { DroppedRecord, DropReason, Logger, UsageEntry } from '../usage/types.js'
 
 /** What a store holds, for `stats()`. */
 export interface StorePending {

@@ -2,7 +2,7 @@
  * The logger used when the host gives none (the bare core, Express): warnings and errors on
  * stderr, nothing below. Fastify's plugin passes the app's own logger instead.
  */
-import type { Logger } from './types.js'
+import type { Logger } from '../usage/types.js'
 
 const noop = (): void => {}
 

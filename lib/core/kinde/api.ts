@@ -2,7 +2,7 @@
  * The calls this package makes to Kinde's Management API, with the bearer token attached,
  * refreshed once on 401/403, and each meter usage send classified for delivery.
  */
-import { KindeApiError, KindeNetworkError, TokenError } from './errors.js'
+import { KindeApiError, KindeNetworkError, TokenError } from '../report/errors.js'
 import { HttpFailure, type HttpAnswer, type KindeHttp } from './http.js'
 import type { TokenProvider } from './token.js'
 

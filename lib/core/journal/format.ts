@@ -18,8 +18,8 @@
  * flight: sending one twice cannot count it twice, so a replay sends it again.
  */
 import { crc32 } from 'node:zlib'
-import { addMicros, isZero, subtractMicros, type Micros } from './decimal.js'
-import type { RefKind, UsageEntry } from './types.js'
+import { addMicros, isZero, subtractMicros, type Micros } from '../usage/decimal.js'
+import type { RefKind, UsageEntry } from '../usage/types.js'
 
 /**
  * An entry as written: kind, id, feature, micros (a string of digits beyond 2^53), for `A` (and

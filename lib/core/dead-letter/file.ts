@@ -12,8 +12,8 @@
 import { randomUUID } from 'node:crypto'
 import { mkdir, open, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { decodeChecksummed, encodeChecksummed } from './journal-format.js'
-import type { CustomerRef, DroppedRecord, DropReason } from './types.js'
+import { decodeChecksummed, encodeChecksummed } from '../journal/format.js'
+import type { CustomerRef, DroppedRecord, DropReason } from '../usage/types.js'
 
 /** A dead-lettered record, as its `R` line holds it. */
 export interface DeadRecord {

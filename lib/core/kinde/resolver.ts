@@ -5,9 +5,9 @@
  * the last known answer served while a refresh fails.
  */
 import { LRUCache } from 'lru-cache'
-import type { Agreement, KindeApi } from './kinde-api.js'
-import type { MeteringConfig } from './options.js'
-import { RefKind } from './types.js'
+import type { Agreement, KindeApi } from './api.js'
+import type { MeteringConfig } from '../config/options.js'
+import { RefKind } from '../usage/types.js'
 
 /** A cached answer: the id found, or `null` for "none" (cached too, so misses are not re-asked every flush). */
 interface Found { id: string | null }

@@ -3,10 +3,10 @@
  * user's `onDrop` with every field needed to replay it. Nothing is dropped silently.
  */
 import { LRUCache } from 'lru-cache'
-import type { DeadLetter } from './dead-letter.js'
-import { addMicros, formatMicros, type Micros } from './decimal.js'
+import type { DeadLetter } from '../dead-letter/dead-letter.js'
+import { addMicros, formatMicros, type Micros } from '../usage/decimal.js'
 import type { Counters } from './stats.js'
-import { refOf, type DroppedRecord, type DropReason, type Logger, type OnDrop, type UsageEntry } from './types.js'
+import { refOf, type DroppedRecord, type DropReason, type Logger, type OnDrop, type UsageEntry } from '../usage/types.js'
 
 /** Usage about to be reported, with what is known of why. */
 export interface Undeliverable {

@@ -3,9 +3,9 @@
  * it expires, fetched once however many sends wait for it (Kinde bills every M2M token), and
  * refreshed when Kinde refuses it. Or supplied by the user through `accessToken`.
  */
-import { TokenError } from './errors.js'
+import { TokenError } from '../report/errors.js'
 import { HttpFailure, type KindeHttp } from './http.js'
-import type { MeteringConfig } from './options.js'
+import type { MeteringConfig } from '../config/options.js'
 
 /** Gives the bearer token for each call to Kinde. */
 export class TokenProvider {

@@ -1,10 +1,10 @@
 /**
  * Counters of everything that happened to usage, kept by the core and read through `stats()`.
  */
-import { addMicros, formatMicros, type Micros } from './decimal.js'
-import type { DeadLetterStats } from './dead-letter.js'
-import type { JournalStats } from './journal.js'
-import type { DropReason } from './types.js'
+import { addMicros, formatMicros, type Micros } from '../usage/decimal.js'
+import type { DeadLetterStats } from '../dead-letter/dead-letter.js'
+import type { JournalStats } from '../journal/journal.js'
+import type { DropReason } from '../usage/types.js'
 
 /** Records and units of one kind of outcome. */
 export interface Tally {

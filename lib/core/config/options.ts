@@ -2,12 +2,12 @@
  * Turns the options a user passes, plus the environment, into one frozen, fully defaulted
  * configuration, or throws an {@link InvalidOptionError} naming the option at fault.
  */
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError } from '../report/errors.js'
 import { rejectUnknownKeys } from './option-keys.js'
-import type { CustomerRef, Logger, OnDrop } from './types.js'
-import type { UsageStore } from './store.js'
-import { resolveJournalConfig, type JournalConfig, type JournalOptions } from './journal.js'
-import { resolveDeadLetterConfig, type DeadLetterConfig, type DeadLetterOptions } from './dead-letter.js'
+import type { CustomerRef, Logger, OnDrop } from '../usage/types.js'
+import type { UsageStore } from '../store/usage-store.js'
+import { resolveJournalConfig, type JournalConfig, type JournalOptions } from '../journal/journal.js'
+import { resolveDeadLetterConfig, type DeadLetterConfig, type DeadLetterOptions } from '../dead-letter/dead-letter.js'
 
 /** How `ambiguous` failures (the record may or may not have been applied) are handled. */
 export type AmbiguousPolicy = 'retry' | 'drop'

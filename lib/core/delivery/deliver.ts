@@ -4,16 +4,16 @@
  * delivered comes back as leftovers, in the form it was taken, for the store to hold until the
  * next flush; what can never be delivered is reported through {@link DropReporter}.
  */
-import type { UsageBatch } from './aggregator.js'
-import { addMicros, formatMicros, type Micros } from './decimal.js'
-import type { DropReporter, Undeliverable } from './drops.js'
+import type { UsageBatch } from '../usage/aggregator.js'
+import { addMicros, formatMicros, type Micros } from '../usage/decimal.js'
+import type { DropReporter, Undeliverable } from '../report/drops.js'
 import { sleep, type SendGate } from './gate.js'
-import type { KindeApi, MeterUsageRecord, SendFailure } from './kinde-api.js'
-import { isNewer } from './latest.js'
-import type { MeteringConfig } from './options.js'
-import type { AgreementResolver } from './resolver.js'
-import type { Counters } from './stats.js'
-import { RefKind, type Logger, type UsageEntry } from './types.js'
+import type { KindeApi, MeterUsageRecord, SendFailure } from '../kinde/api.js'
+import { isNewer } from '../usage/latest.js'
+import type { MeteringConfig } from '../config/options.js'
+import type { AgreementResolver } from '../kinde/resolver.js'
+import type { Counters } from '../report/stats.js'
+import { RefKind, type Logger, type UsageEntry } from '../usage/types.js'
 
 /**
  * Usage bound for one record: one (agreement, feature) pair and the entries summed into it, or

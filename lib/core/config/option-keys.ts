@@ -2,7 +2,7 @@
  * Refuses option keys this version does not know, so that a typo (`shutdownTimout`) or an option
  * from another version fails at registration instead of quietly leaving its default in place.
  */
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError } from '../report/errors.js'
 
 /**
  * Throws for the first own key of `options` not in `known`, naming it as `prefix` + key and

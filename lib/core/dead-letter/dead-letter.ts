@@ -7,15 +7,15 @@
  * flushed to the disk. A directory that cannot be written is logged once and counted; the records
  * still reach `onDrop` and the log.
  */
-import { rejectUnknownKeys } from './option-keys.js'
+import { rejectUnknownKeys } from '../config/option-keys.js'
 import { join, resolve } from 'node:path'
-import { addMicros, formatMicros, parseMicros, type Micros } from './decimal.js'
-import { appendDeadLetter, deadLetterFile, deadRecordOf, readDeadLetter, type DeadRecord } from './dead-letter-file.js'
-import { InvalidOptionError } from './errors.js'
-import { newOwnerId } from './journal-files.js'
-import type { JournalConfig } from './journal.js'
-import type { Tally } from './stats.js'
-import type { DroppedRecord, DropReason, Logger } from './types.js'
+import { addMicros, formatMicros, parseMicros, type Micros } from '../usage/decimal.js'
+import { appendDeadLetter, deadLetterFile, deadRecordOf, readDeadLetter, type DeadRecord } from './file.js'
+import { InvalidOptionError } from '../report/errors.js'
+import { newOwnerId } from '../journal/files.js'
+import type { JournalConfig } from '../journal/journal.js'
+import type { Tally } from '../report/stats.js'
+import type { DroppedRecord, DropReason, Logger } from '../usage/types.js'
 
 /** Option `deadLetter`: where records that could not be delivered are kept. */
 export interface DeadLetterOptions {
