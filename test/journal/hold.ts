@@ -12,7 +12,8 @@
  * Prints one JSON line `{ "step": i, "stats": … }` per step, then `{ "ready": true }`, and stays
  * alive until killed.
  */
-import { Journal, resolveJournalConfig } from '../../lib/core/journal/journal.js'
+import { Journal } from '../../lib/core/journal/journal.js'
+import { resolveJournalConfig } from '../../lib/core/config/journal-options.js'
 import type { UsageEntry } from '../../lib/core/usage/types.js'
 
 type Tuple = [number, string, string, number | string, number, 1?]

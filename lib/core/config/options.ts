@@ -4,13 +4,13 @@
  */
 import { InvalidOptionError } from '../report/errors.js'
 import { rejectUnknownKeys } from './option-keys.js'
-import type { CustomerRef, Logger, OnDrop } from '../usage/types.js'
+import type { AmbiguousPolicy, CustomerRef, Logger, OnDrop } from '../usage/types.js'
 import type { UsageStore } from '../store/usage-store.js'
-import { resolveJournalConfig, type JournalConfig, type JournalOptions } from '../journal/journal.js'
-import { resolveDeadLetterConfig, type DeadLetterConfig, type DeadLetterOptions } from '../dead-letter/dead-letter.js'
+import { milliseconds, positiveInteger, positiveNumber } from './checks.js'
+import { resolveJournalConfig, type JournalConfig, type JournalOptions } from './journal-options.js'
+import { resolveDeadLetterConfig, type DeadLetterConfig, type DeadLetterOptions } from './dead-letter-options.js'
 
-/** How `ambiguous` failures (the record may or may not have been applied) are handled. */
-export type AmbiguousPolicy = 'retry' | 'drop'
+export type { AmbiguousPolicy }
 
 /** A source of access tokens for users who manage the M2M token themselves. */
 export type AccessTokenSource = string | (() => string | Promise<string>)
@@ -172,16 +172,16 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
   const retry = options.retry ?? {}
   if (retry === null || typeof retry !== 'object') throw new InvalidOptionError('retry', 'must be an object')
   rejectUnknownKeys(retry, RETRY_KEYS, 'retry.')
-  const baseDelay = positiveNumber('retry.baseDelay', retry.baseDelay, 200)
+  const baseDelay = milliseconds('retry.baseDelay', retry.baseDelay, 200)
   const journal = resolveJournalConfig(options.journal, options.store?.shared === true)
   return Object.freeze({
     origin,
     credentials,
     accessToken,
-    flushInterval: positiveNumber('flushInterval', options.flushInterval, 60_000), // 1 min
-    shutdownTimeout: positiveNumber('shutdownTimeout', options.shutdownTimeout, 10_000), // 10 s
+    flushInterval: milliseconds('flushInterval', options.flushInterval, 60_000), // 1 min
+    shutdownTimeout: milliseconds('shutdownTimeout', options.shutdownTimeout, 10_000), // 10 s
     concurrency: positiveInteger('concurrency', options.concurrency, 4),
-    requestTimeout: positiveNumber('requestTimeout', options.requestTimeout, 10_000), // 10 s
+    requestTimeout: milliseconds('requestTimeout', options.requestTimeout, 10_000), // 10 s
     countStatus: options.countStatus ?? defaultCountStatus,
     onDrop: options.onDrop,
     ambiguous: options.ambiguous ?? 'retry',
@@ -192,9 +192,9 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
     retry: Object.freeze({
       attempts: positiveInteger('retry.attempts', retry.attempts, 4),
       baseDelay,
-      maxDelay: positiveNumber('retry.maxDelay', retry.maxDelay, Math.max(10_000, baseDelay)) // 10 s
+      maxDelay: milliseconds('retry.maxDelay', retry.maxDelay, Math.max(10_000, baseDelay)) // 10 s
     }),
-    agreementCacheTtl: positiveNumber('agreementCacheTtl', options.agreementCacheTtl, 600_000), // 10 min
+    agreementCacheTtl: milliseconds('agreementCacheTtl', options.agreementCacheTtl, 600_000), // 10 min
     agreementCacheSize: positiveInteger('agreementCacheSize', options.agreementCacheSize, 10_000),
     journal,
     deadLetter: resolveDeadLetterConfig(options.deadLetter, journal)
@@ -243,18 +243,4 @@ function optionalFunction (options: Record<string, any>, name: string): void {
   if (options[name] !== undefined && typeof options[name] !== 'function') {
     throw new InvalidOptionError(name, `must be a function, got ${typeof options[name]}`)
   }
-}
-
-function positiveNumber (name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidOptionError(name, `must be a positive number, got ${JSON.stringify(value)}`)
-  }
-  return value
-}
-
-function positiveInteger (name: string, value: unknown, fallback: number): number {
-  const number = positiveNumber(name, value, fallback)
-  if (!Number.isInteger(number)) throw new InvalidOptionError(name, `must be a whole number, got ${number}`)
-  return number
 }

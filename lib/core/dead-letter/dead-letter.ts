@@ -7,62 +7,12 @@
  * flushed to the disk. A directory that cannot be written is logged once and counted; the records
  * still reach `onDrop` and the log.
  */
-import { rejectUnknownKeys } from '../config/option-keys.js'
-import { join, resolve } from 'node:path'
 import { addMicros, formatMicros, parseMicros, type Micros } from '../usage/decimal.js'
 import { appendDeadLetter, deadLetterFile, deadRecordOf, readDeadLetter, type DeadRecord } from './file.js'
-import { InvalidOptionError } from '../report/errors.js'
 import { newOwnerId } from '../journal/files.js'
-import type { JournalConfig } from '../journal/journal.js'
-import type { Tally } from '../report/stats.js'
+import type { DeadLetterConfig } from '../config/dead-letter-options.js'
+import type { DeadLetterStats, Tally } from '../report/stats.js'
 import type { DroppedRecord, DropReason, Logger } from '../usage/types.js'
-
-/** Option `deadLetter`: where records that could not be delivered are kept. */
-export interface DeadLetterOptions {
-  /** Directory of the dead-letter files, created if missing. */
-  dir: string
-}
-
-/** The validated `deadLetter` option. */
-export interface DeadLetterConfig {
-  /** Absolute path of the directory. */
-  readonly dir: string
-}
-
-/** The dead letter's part of `stats()`. */
-export interface DeadLetterStats {
-  /** Absolute path of the directory. */
-  dir: string
-  /** `open` while writes succeed (or none was needed yet); `failing` after a write failed (retried at the next drop). */
-  state: 'open' | 'failing'
-  /**
-   * Records in the directory not yet replayed, by the reason they were dropped for: those found
-   * at start plus those this process added (a replay running meanwhile is seen at the next start).
-   */
-  byReason: Record<DropReason, Tally>
-  /** Records that could not be written (they still went to `onDrop` and the log). */
-  writeErrors: number
-  /** The latest error's message, starting with its code; null when none. */
-  lastError: string | null
-}
-
-/** Folder of the journal's directory the dead letter goes to by default. */
-const DEAD_LETTER_IN_JOURNAL = 'dead-letter'
-
-/**
- * Validates option `deadLetter`; with `journal` set and `deadLetter` absent, the dead letter is
- * kept in a folder of the journal's directory. `false` turns it off.
- * @throws InvalidOptionError naming `deadLetter` or `deadLetter.dir`.
- */
-export function resolveDeadLetterConfig (value: unknown, journal: JournalConfig | undefined): DeadLetterConfig | undefined {
-  if (value === false) return undefined
-  if (value === undefined) return journal && Object.freeze({ dir: join(journal.dir, DEAD_LETTER_IN_JOURNAL) })
-  if (value === null || typeof value !== 'object') throw new InvalidOptionError('deadLetter', 'must be an object such as { dir }, or false')
-  rejectUnknownKeys(value, ['dir'], 'deadLetter.')
-  const { dir } = value as DeadLetterOptions
-  if (typeof dir !== 'string' || dir.length === 0) throw new InvalidOptionError('deadLetter.dir', 'must be a non-empty path')
-  return Object.freeze({ dir: resolve(dir) })
-}
 
 /** A mutable tally of records and micros per reason. */
 type Tallies = Record<DropReason, { records: number, micros: Micros }>

@@ -11,77 +11,15 @@
  * failing disk is logged and counted; metering carries on in memory.
  */
 import { mkdir, open, readdir, readFile, rename, rm, utimes, type FileHandle } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import type { UsageBatch } from '../usage/aggregator.js'
 import { addMicros, formatMicros, type Micros } from '../usage/decimal.js'
 import type { Undeliverable } from '../report/drops.js'
-import { InvalidOptionError } from '../report/errors.js'
-import { rejectUnknownKeys } from '../config/option-keys.js'
 import { decodeJournal, encodeLine, JournalState, type BodyLine, type DecodedJournal } from './format.js'
 import { newOwnerId, ownedFile, ownerIsGone, releaseLock, writeLock, type OwnedFile } from './files.js'
-import type { Tally } from '../report/stats.js'
+import type { JournalConfig } from '../config/journal-options.js'
+import type { JournalStats, Tally } from '../report/stats.js'
 import type { Logger, UsageEntry } from '../usage/types.js'
-
-/** Option `journal`: where and how often usage is journaled. */
-export interface JournalOptions {
-  /**
-   * Directory of the journal files, created if missing. Give it to one deployment: processes
-   * sharing it take over each other's journals when they die. Keep it on a local disk of the
-   * machine (or the container's volume) that restarts the process.
-   */
-  dir: string
-  /**
-   * Milliseconds between appends of recorded usage (one write per interval, off the request
-   * path): what a killed process can lose at most. Default 100.
-   */
-  syncInterval?: number
-  /**
-   * Whether each write is flushed to the disk (`fdatasync`) before it counts as done, so that a
-   * machine crash or power loss, not only a killed process, loses at most one `syncInterval`.
-   * Costs a disk flush per write. Default false.
-   */
-  fsync?: boolean
-}
-
-/** The validated `journal` option. */
-export interface JournalConfig {
-  /** Absolute path of the directory. */
-  readonly dir: string
-  /** Milliseconds between appends. */
-  readonly syncInterval: number
-  /** Whether writes are flushed to the disk. */
-  readonly fsync: boolean
-}
-
-/** The journal's part of `stats()`. */
-export interface JournalStats {
-  /**
-   * `opening` until the directory is locked and scanned; `open` when writes succeed; `failing`
-   * after a write failed (retried at the next batch); `off` when the journal could not be
-   * opened, lost its lock, or was closed. Usage is metered and delivered in every state.
-   */
-  state: 'opening' | 'open' | 'failing' | 'off'
-  /** Bytes of this process's journal file. */
-  bytes: number
-  /** Failed writes or rewrites (disk full, directory gone, …). */
-  writeErrors: number
-  /** The latest error's message, starting with its code (`ENOSPC: no space left on device, write`); null when none. */
-  lastError: string | null
-  /** Journals taken over from processes that died. */
-  recovered: {
-    /** Journal files taken over. */
-    journals: number
-    /** Usage put back for delivery: (customer, feature) records and their total. */
-    pending: Tally
-    /**
-     * Usage of records a dead process was sending when it died (Kinde may have applied them):
-     * part of `pending` under `ambiguous: 'retry'`, reported dropped under `'drop'`.
-     */
-    ambiguous: Tally
-    /** Lines skipped because a crash cut them short or they were damaged. */
-    skippedLines: number
-  }
-}
 
 /** What a take-over found: usage to deliver, and in-flight usage dropped under `ambiguous: 'drop'`. */
 export interface Recovery {
@@ -105,26 +43,6 @@ const DEFAULT_TIMING: JournalTiming = { heartbeatMs: 10_000, staleMs: 60_000, re
 const COMPACT_MIN_BYTES = 1024 * 1024 // 1 MiB
 
 const IN_FLIGHT_ERROR = { message: 'in flight when the process that recorded it died: Kinde may or may not have applied it' }
-
-/**
- * Validates option `journal`.
- * @throws InvalidOptionError naming `journal`, `journal.dir`, `journal.syncInterval`, `journal.fsync` or an unknown `journal.` key.
- */
-export function resolveJournalConfig (value: unknown, shared: boolean): JournalConfig | undefined {
-  if (value === undefined) return undefined
-  if (value === null || typeof value !== 'object') throw new InvalidOptionError('journal', 'must be an object such as { dir }')
-  if (shared) {
-    throw new InvalidOptionError('journal', 'cannot be combined with a shared store: the store already keeps pending usage outside this process')
-  }
-  rejectUnknownKeys(value, ['dir', 'syncInterval', 'fsync'] satisfies Array<keyof JournalOptions>, 'journal.')
-  const { dir, syncInterval = 100, fsync = false } = value as JournalOptions
-  if (typeof dir !== 'string' || dir.length === 0) throw new InvalidOptionError('journal.dir', 'must be a non-empty path')
-  if (typeof syncInterval !== 'number' || !Number.isFinite(syncInterval) || syncInterval <= 0) {
-    throw new InvalidOptionError('journal.syncInterval', `must be a positive number of milliseconds, got ${JSON.stringify(syncInterval)}`)
-  }
-  if (typeof fsync !== 'boolean') throw new InvalidOptionError('journal.fsync', 'must be true or false')
-  return Object.freeze({ dir: resolve(dir), syncInterval, fsync })
-}
 
 /** This process's journal, and the take-over of journals left by dead processes. */
 export class Journal {

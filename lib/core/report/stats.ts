@@ -2,8 +2,6 @@
  * Counters of everything that happened to usage, kept by the core and read through `stats()`.
  */
 import { addMicros, formatMicros, type Micros } from '../usage/decimal.js'
-import type { DeadLetterStats } from '../dead-letter/dead-letter.js'
-import type { JournalStats } from '../journal/journal.js'
 import type { DropReason } from '../usage/types.js'
 
 /** Records and units of one kind of outcome. */
@@ -104,4 +102,51 @@ export class Counters {
     for (const reason of Object.keys(this.dropped) as DropReason[]) out[reason] = this.dropped[reason].toJSON()
     return out
   }
+}
+
+/** The journal's part of `stats()`. */
+export interface JournalStats {
+  /**
+   * `opening` until the directory is locked and scanned; `open` when writes succeed; `failing`
+   * after a write failed (retried at the next batch); `off` when the journal could not be
+   * opened, lost its lock, or was closed. Usage is metered and delivered in every state.
+   */
+  state: 'opening' | 'open' | 'failing' | 'off'
+  /** Bytes of this process's journal file. */
+  bytes: number
+  /** Failed writes or rewrites (disk full, directory gone, …). */
+  writeErrors: number
+  /** The latest error's message, starting with its code (`ENOSPC: no space left on device, write`); null when none. */
+  lastError: string | null
+  /** Journals taken over from processes that died. */
+  recovered: {
+    /** Journal files taken over. */
+    journals: number
+    /** Usage put back for delivery: (customer, feature) records and their total. */
+    pending: Tally
+    /**
+     * Usage of records a dead process was sending when it died (Kinde may have applied them):
+     * part of `pending` under `ambiguous: 'retry'`, reported dropped under `'drop'`.
+     */
+    ambiguous: Tally
+    /** Lines skipped because a crash cut them short or they were damaged. */
+    skippedLines: number
+  }
+}
+
+/** The dead letter's part of `stats()`. */
+export interface DeadLetterStats {
+  /** Absolute path of the directory. */
+  dir: string
+  /** `open` while writes succeed (or none was needed yet); `failing` after a write failed (retried at the next drop). */
+  state: 'open' | 'failing'
+  /**
+   * Records in the directory not yet replayed, by the reason they were dropped for: those found
+   * at start plus those this process added (a replay running meanwhile is seen at the next start).
+   */
+  byReason: Record<DropReason, Tally>
+  /** Records that could not be written (they still went to `onDrop` and the log). */
+  writeErrors: number
+  /** The latest error's message, starting with its code; null when none. */
+  lastError: string | null
 }

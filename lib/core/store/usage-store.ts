@@ -5,8 +5,7 @@
  */
 import { Aggregator, type UsageBatch } from '../usage/aggregator.js'
 import type { Micros } from '../usage/decimal.js'
-import type { AmbiguousPolicy } from '../config/options.js'
-import type { DroppedRecord, DropReason, Logger, UsageEntry } from '../usage/types.js'
+import type { AmbiguousPolicy, DroppedRecord, DropReason, Logger, UsageEntry } from '../usage/types.js'
 
 /** What a store holds, for `stats()`. */
 export interface StorePending {

@@ -17,6 +17,9 @@ export type CustomerRef =
   | { userId: string }
   | { orgCode: string }
 
+/** How `ambiguous` failures (the record may or may not have been applied) are handled. */
+export type AmbiguousPolicy = 'retry' | 'drop'
+
 /** Why usage could not be delivered. */
 export type DropReason =
   /** Kinde answered 400: the record is invalid (unknown agreement or feature, bad value). */
