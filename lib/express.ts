@@ -1,3 +1,4 @@
+// lib/: the entry points: the Fastify plugin, the Express middleware, the Redis store, the emulator.
 /**
  * The Express middleware (`kinde-metering/express`), on the same core as the Fastify plugin:
  * `app.use(kindeMetering(options))` gives handlers `res.meter()`, and `meter(spec)` placed before a

@@ -1,3 +1,4 @@
+// lib/: the entry points: the Fastify plugin, the Express middleware, the Redis store, the emulator.
 /**
  * The Fastify plugin: meters routes that declare `config.meter`, gives handlers `reply.meter()`,
  * exposes the core as `app.metering`, and flushes at `onClose`.

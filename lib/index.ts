@@ -1,3 +1,4 @@
+// lib/: the entry points: the Fastify plugin, the Express middleware, the Redis store, the emulator.
 /**
  * kinde-metering: turns API traffic into billed usage in Kinde.
  *

@@ -1,3 +1,4 @@
+// lib/: the entry points: the Fastify plugin, the Express middleware, the Redis store, the emulator.
 /**
  * Fleet mode: `kinde-metering/redis`. Many instances of one API share their usage through Redis,
  * and one instance at a time delivers it, so Kinde receives one record per (customer, feature)

@@ -1,3 +1,4 @@
+// lib/adapters/: per-request rules both adapters share: which responses count, built-in meters, who pays.
 /**
  * The rules of a metered request, shared by the Fastify plugin and the Express middleware so they
  * cannot drift apart: whether a response counts (`countStatus`, which may throw), what each meter's

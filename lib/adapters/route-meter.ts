@@ -1,3 +1,4 @@
+// lib/adapters/: per-request rules both adapters share: which responses count, built-in meters, who pays.
 /**
  * Compiles what a route meters (`config.meter`, or the Express `meter()` middleware's argument)
  * once, when the route is added, into features and value readers the request only calls.

@@ -1,3 +1,4 @@
+// lib/cli/: the `kinde-metering` command: argument parsing and its commands (doctor, replay).
 /**
  * `kinde-metering doctor`: runs {@link checkKindeSetup} from the command line and prints one line
  * per check (✓ passed, ✗ failed with what to do, ! could not be verified), or `--json` for CI.

@@ -1,3 +1,4 @@
+// lib/cli/: the `kinde-metering` command: argument parsing and its commands (doctor, replay).
 /**
  * `kinde-metering replay <dir>`: sends the records of a dead-letter directory to Kinde again.
  *

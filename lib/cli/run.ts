@@ -1,3 +1,4 @@
+// lib/cli/: the `kinde-metering` command: argument parsing and its commands (doctor, replay).
 /**
  * The `kinde-metering` command line: finds the subcommand, runs it, and turns a wrong command
  * line into its usage on stderr and exit code 2.

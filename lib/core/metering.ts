@@ -1,3 +1,4 @@
+// lib/core/: the framework-free core: the Metering facade over the folders below.
 /**
  * The framework-free core: records usage synchronously on the request path, and flushes it to
  * Kinde on an interval, on demand and at close. Adapters (Fastify, Express) only translate a

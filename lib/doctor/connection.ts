@@ -1,3 +1,4 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * The first two checks, made by one token request through the plugin's own client: the domain
  * (well formed, and answering as a Kinde business) and the credentials (a token is issued).

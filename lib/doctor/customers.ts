@@ -1,3 +1,4 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * One check per customer × feature: resolved the way the plugin resolves it (user or organization
  * → billing customer → the first unexpired agreement that includes the feature), with the

@@ -1,3 +1,4 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * What a setup check is asked to verify, validated once: invalid input throws an
  * {@link InvalidOptionError} naming the option, before anything is sent to Kinde.

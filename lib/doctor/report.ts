@@ -1,3 +1,4 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * The shape of a setup check's answer: one line per check, in the order they ran, each saying
  * what was found and, when it failed, what to do.

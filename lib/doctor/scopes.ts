@@ -1,3 +1,4 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * The scopes check: what the token carries against what the customers to resolve need. Only
  * `create:meter_usage` is needed to send usage; each customer kind needs its look-ups' scopes.

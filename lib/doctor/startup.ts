@@ -1,3 +1,4 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * The adapters' `checkSetup` option: runs the setup check in the background when the plugin
  * starts (it calls Kinde, so it is off by default and never delays start-up) and logs its summary

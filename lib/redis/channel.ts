@@ -1,3 +1,4 @@
+// lib/redis/: the shared Redis store: its scripts, key layout and the take/settle over them.
 /**
  * How the Redis store talks to Redis: each script bounded by a timeout, nothing new sent while a
  * timed-out command is still unanswered (it may yet run), and each outage logged once, when it

@@ -1,3 +1,4 @@
+// lib/redis/: the shared Redis store: its scripts, key layout and the take/settle over them.
 /**
  * Usage entries to and from the fields of a Redis usage hash (layout in `scripts.ts`): amounts
  * split at 10^12 micros into an integer low part and a decimal high part, exactly, whatever

@@ -1,3 +1,4 @@
+// lib/redis/: the shared Redis store: its scripts, key layout and the take/settle over them.
 /**
  * The Redis store: every instance of a fleet merges its sums into one Redis hash, and the one
  * instance holding the lease delivers them, so Kinde sees one record per (customer, feature) per

@@ -1,3 +1,4 @@
+// lib/core/config/: options in, one frozen validated configuration out.
 /**
  * The one check of a positive number option, so every option (core, journal, Redis store) is
  * refused with the same wording.

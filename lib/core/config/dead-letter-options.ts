@@ -1,3 +1,4 @@
+// lib/core/config/: options in, one frozen validated configuration out.
 /**
  * Option `deadLetter`: its shape and its validation, apart from the dead letter's file I/O.
  */

@@ -1,3 +1,4 @@
+// lib/core/config/: options in, one frozen validated configuration out.
 /**
  * Option `journal`: its shape and its validation, apart from the journal's file I/O so that
  * reading the configuration never loads it.

@@ -1,3 +1,4 @@
+// lib/core/config/: options in, one frozen validated configuration out.
 /**
  * Refuses option keys this version does not know, so that a typo (`shutdownTimout`) or an option
  * from another version fails at registration instead of quietly leaving its default in place.

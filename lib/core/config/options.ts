@@ -1,3 +1,4 @@
+// lib/core/config/: options in, one frozen validated configuration out.
 /**
  * Turns the options a user passes, plus the environment, into one frozen, fully defaulted
  * configuration, or throws an {@link InvalidOptionError} naming the option at fault.

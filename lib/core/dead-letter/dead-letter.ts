@@ -1,3 +1,4 @@
+// lib/core/dead-letter/: records that can never be delivered, kept on disk until replayed.
 /**
  * The dead letter (option `deadLetter`): every record reported dropped is appended to a file, so
  * usage that could not be delivered is kept on disk until `kinde-metering replay` delivers it.

@@ -1,3 +1,4 @@
+// lib/core/dead-letter/: records that can never be delivered, kept on disk until replayed.
 /**
  * What a dead-letter directory says: the records that could not be delivered, which of them a
  * replay delivered since, and why the others failed last.

@@ -1,3 +1,4 @@
+// lib/core/delivery/: one flush: pending usage to meter usage records, paced, sent and classified.
 /**
  * One flush's delivery: resolves the pending usage to agreements, sums it per
  * (agreement, feature), sends one record per pair, and classifies each outcome. What was not

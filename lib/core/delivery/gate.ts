@@ -1,3 +1,4 @@
+// lib/core/delivery/: one flush: pending usage to meter usage records, paced, sent and classified.
 /**
  * Paces every send to Kinde: a pause that all sends honour after a 429 (Kinde's limits are
  * per application, so the one throttled send speaks for all of them), and an optional

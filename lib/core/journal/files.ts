@@ -1,3 +1,4 @@
+// lib/core/journal/: pending usage kept on disk, so a killed process loses none.
 /**
  * Who owns which file in a journal directory, and whether the owner is still alive.
  *

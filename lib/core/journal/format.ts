@@ -1,3 +1,4 @@
+// lib/core/journal/: pending usage kept on disk, so a killed process loses none.
 /**
  * What a usage journal says, line by line, and the state it describes.
  *

@@ -1,3 +1,4 @@
+// lib/core/journal/: pending usage kept on disk, so a killed process loses none.
 /**
  * The usage journal (option `journal`): an append-only file per process, so usage recorded and
  * not yet delivered survives the process being killed, and is delivered by the next process that

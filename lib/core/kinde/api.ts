@@ -1,3 +1,4 @@
+// lib/core/kinde/: talking to Kinde's Management API: connections, tokens, calls, who pays to which agreement.
 /**
  * The calls this package makes to Kinde's Management API, with the bearer token attached,
  * refreshed once on 401/403, and each meter usage send classified for delivery.

@@ -1,3 +1,4 @@
+// lib/core/kinde/: talking to Kinde's Management API: connections, tokens, calls, who pays to which agreement.
 /**
  * The one keep-alive connection pool to Kinde, on Node's own `node:http`/`node:https` Agent:
  * timeouts, and the one fact billing needs that a plain `fetch` hides: whether a failed request

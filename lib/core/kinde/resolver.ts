@@ -1,3 +1,4 @@
+// lib/core/kinde/: talking to Kinde's Management API: connections, tokens, calls, who pays to which agreement.
 /**
  * Resolves who pays to the Kinde agreement to bill, at flush time and cached, so look-ups stay
  * off the request path and out of Kinde's rate limits: about one look-up per distinct

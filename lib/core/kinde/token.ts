@@ -1,3 +1,4 @@
+// lib/core/kinde/: talking to Kinde's Management API: connections, tokens, calls, who pays to which agreement.
 /**
  * The Management API access token: fetched with client credentials, cached until shortly before
  * it expires, fetched once however many sends wait for it (Kinde bills every M2M token), and

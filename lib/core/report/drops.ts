@@ -1,3 +1,4 @@
+// lib/core/report/: what the core tells the user: stats, drops, log output and errors.
 /**
  * Reports usage that will not be delivered: counted in `stats()`, logged, and handed to the
  * user's `onDrop` with every field needed to replay it. Nothing is dropped silently.

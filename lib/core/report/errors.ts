@@ -1,3 +1,4 @@
+// lib/core/report/: what the core tells the user: stats, drops, log output and errors.
 /**
  * Errors with stable codes, so users can branch on `error.code` rather than on messages.
  * Messages never carry secrets: tokens and the client secret are never interpolated.

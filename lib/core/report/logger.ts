@@ -1,3 +1,4 @@
+// lib/core/report/: what the core tells the user: stats, drops, log output and errors.
 /**
  * The logger used when the host gives none (the bare core, Express): warnings and errors on
  * stderr, nothing below. Fastify's plugin passes the app's own logger instead.

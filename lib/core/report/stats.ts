@@ -1,3 +1,4 @@
+// lib/core/report/: what the core tells the user: stats, drops, log output and errors.
 /**
  * Counters of everything that happened to usage, kept by the core and read through `stats()`.
  */

@@ -1,3 +1,4 @@
+// lib/core/store/: where pending usage waits between flushes, and the protocol every store follows.
 /**
  * Where pending usage waits between recording and delivery. The core and the adapters see only
  * this interface: the in-memory store (the default) keeps it in this process; a shared store

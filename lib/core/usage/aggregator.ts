@@ -1,3 +1,4 @@
+// lib/core/usage/: usage in memory: exact decimals, sums and levels per pair, the shapes they travel in.
 /**
  * Sums usage per (customer reference, feature) in place, synchronously: the only structure the
  * request path touches. Nested maps (id → feature → counter), one per reference kind, because they

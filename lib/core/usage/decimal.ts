@@ -1,3 +1,4 @@
+// lib/core/usage/: usage in memory: exact decimals, sums and levels per pair, the shapes they travel in.
 /**
  * Exact decimal arithmetic for meter values.
  *

@@ -1,3 +1,4 @@
+// lib/core/usage/: usage in memory: exact decimals, sums and levels per pair, the shapes they travel in.
 /**
  * Which kind each feature is metered as in this process: summed (`record()`, Kinde's `delta`)
  * or a level (`set()`, Kinde's `absolute`). The first use of a feature fixes its kind; the

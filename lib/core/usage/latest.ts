@@ -1,3 +1,4 @@
+// lib/core/usage/: usage in memory: exact decimals, sums and levels per pair, the shapes they travel in.
 /**
  * The latest value set per (customer reference, feature), for absolute meters (`set()`): where
  * the {@link Aggregator} sums deltas, this keeps one value per pair and replaces it. Which value

@@ -1,3 +1,4 @@
+// lib/core/usage/: usage in memory: exact decimals, sums and levels per pair, the shapes they travel in.
 /**
  * Reads a {@link CustomerRef} and a feature code handed in by the app into the (kind, id) the
  * aggregator indexes, or refuses them.

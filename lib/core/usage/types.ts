@@ -1,3 +1,4 @@
+// lib/core/usage/: usage in memory: exact decimals, sums and levels per pair, the shapes they travel in.
 /**
  * The shapes shared by the core and its adapters: who pays, what was dropped, how to log.
  */
