@@ -8,6 +8,7 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { InvalidOptionError } from './core/report/errors.js'
+import { adapterHooks, withCustomer, type AdapterHooks } from './core/adapter-hooks.js'
 import { Metering, type CloseOutcome } from './core/metering.js'
 import type { MeteringOptions } from './core/config/options.js'
 import type { FlushOutcome, MeteringStats } from './core/report/stats.js'
@@ -100,6 +101,7 @@ const expressReads: ResponseReads<Request, MeteredResponse> = {
 class ExpressAdapter {
   readonly metering: Metering
   readonly #customerOf: NonNullable<KindeMeteringOptions['customer']>
+  readonly #hooks: AdapterHooks
   readonly #requestMeter: RequestMeter<Request, MeteredResponse>
 
   constructor (options: KindeMeteringOptions) {
@@ -107,12 +109,13 @@ class ExpressAdapter {
     const { checkSetup: _checkSetup, ...meteringOptions } = options
     this.metering = new Metering(meteringOptions)
     this.#customerOf = options.customer ?? customerFromAuth
+    this.#hooks = adapterHooks(this.metering)
     this.#requestMeter = new RequestMeter(this.metering, this.#customerOf, expressReads)
   }
 
   /** Hands the request's customer to `then`; a failing customer function is counted, never thrown. */
   withCustomer (req: Request, origin: string, then: (customer: CustomerRef) => void): void {
-    this.metering.withCustomer(this.#customerOf, req, origin, then)
+    withCustomer(this.#hooks, this.#customerOf, req, origin, then)
   }
 
   /** Records the route's meters when the response finishes; a response that never finishes records nothing. */

@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, onRequestHookHandler, onResponseHookHandler, onSendHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { Transform, type Readable } from 'node:stream'
+import { adapterHooks, withCustomer } from './core/adapter-hooks.js'
 import { Metering } from './core/metering.js'
 import type { MeteringOptions } from './core/config/options.js'
 import type { CustomerRef } from './core/usage/types.js'
@@ -99,11 +100,12 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
   await metering.ready()
   const stopSetupCheck = startSetupCheck(options.logger ?? fastify.log)
   const customerOf = options.customer ?? customerFromUser
+  const hooks = adapterHooks(metering)
 
   fastify.decorate('metering', metering)
   fastify.decorateReply('meter', function (this: FastifyReply, feature: string, value: number) {
     const origin = this.request.routeOptions.url ?? ''
-    metering.withCustomer(customerOf, this.request, origin, customer => metering.record(customer, feature, value, origin))
+    withCustomer(hooks, customerOf, this.request, origin, customer => metering.record(customer, feature, value, origin))
     return this
   })
 

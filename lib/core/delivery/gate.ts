@@ -4,11 +4,7 @@
  * per application, so the one throttled send speaks for all of them), and an optional
  * client-side token bucket (`maxRequestsPerSecond`), as Kinde advises.
  */
-
-/** Resolves after `ms` milliseconds. */
-export function sleep (ms: number): Promise<void> {
-  return new Promise(resolve => setTimeout(resolve, ms))
-}
+import { setTimeout as sleep } from 'node:timers/promises'
 
 /** Decides when the next send may go. */
 export class SendGate {
