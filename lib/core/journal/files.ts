@@ -9,7 +9,7 @@
  * rename succeeds); `<owner>.tmp` is a file being written before it is renamed into place.
  */
 import { randomBytes } from 'node:crypto'
-import { readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { open, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 
@@ -96,4 +96,19 @@ function processExists (pid: number): boolean {
     // EPERM: the process exists but belongs to another user.
     return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
+}
+
+/** Makes a rename inside the directory durable. */
+export async function syncDirectory (dir: string): Promise<void> {
+  const handle = await open(dir, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
+/** Node's file system errors start with their code: `ENOSPC: no space left on device, write`. */
+export function describe (error: unknown): string {
+  return (error as Error).message
 }

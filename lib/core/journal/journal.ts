@@ -11,22 +11,14 @@
  * Every file operation runs in one queue, so lines, rewrites and take-overs never interleave. A
  * failing disk is logged and counted; metering carries on in memory.
  */
-import { mkdir, open, readdir, readFile, rename, rm, utimes, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, rename, rm, utimes, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { UsageBatch } from '../usage/aggregator.js'
-import { addMicros, formatMicros, type Micros } from '../usage/decimal.js'
-import type { Undeliverable } from '../report/drops.js'
-import { decodeJournal, encodeLine, JournalState, type BodyLine, type DecodedJournal } from './format.js'
-import { newOwnerId, ownedFile, ownerIsGone, releaseLock, writeLock, type OwnedFile } from './files.js'
+import { encodeLine, JournalState, type BodyLine } from './format.js'
+import { describe, newOwnerId, releaseLock, syncDirectory, writeLock } from './files.js'
+import { claimDeadJournals, TakeOvers, type ClaimedJournal, type Recovery } from './takeover.js'
 import type { JournalConfig } from '../config/journal-options.js'
-import type { JournalStats, Tally } from '../report/stats.js'
+import type { JournalStats } from '../report/stats.js'
 import type { Logger, UsageEntry } from '../usage/types.js'
-
-/** What a take-over found: usage to deliver, and in-flight usage dropped under `ambiguous: 'drop'`. */
-export interface Recovery {
-  pending: UsageBatch
-  ambiguous: Undeliverable[]
-}
 
 /** How often this process proves its lock alive, when a lock counts as abandoned, how often a failing disk is retried. */
 export interface JournalTiming {
@@ -43,7 +35,7 @@ const DEFAULT_TIMING: JournalTiming = { heartbeatMs: 10_000, staleMs: 60_000, re
 /** The journal is rewritten from memory once it outgrows this and four times its last rewrite. */
 const COMPACT_MIN_BYTES = 1024 * 1024 // 1 MiB
 
-const IN_FLIGHT_ERROR = { message: 'in flight when the process that recorded it died: Kinde may or may not have applied it' }
+export type { Recovery }
 
 /** This process's journal, and the take-over of journals left by dead processes. */
 export class Journal {
@@ -79,7 +71,7 @@ export class Journal {
   /** While writes fail: epoch ms before which new usage does not retry. */
   #retryAt = 0
   #lastError: string | null = null
-  readonly #recovered = { journals: 0, pending: { records: 0, micros: 0 as Micros }, ambiguous: { records: 0, micros: 0 as Micros }, skippedLines: 0 }
+  readonly #takeOvers: TakeOvers
 
   /**
    * @param dropAmbiguous true under `ambiguous: 'drop'`: usage a dead process had in flight is
@@ -87,6 +79,7 @@ export class Journal {
    */
   constructor (config: JournalConfig, dropAmbiguous: boolean, logger: Logger, timing: JournalTiming = DEFAULT_TIMING) {
     this.#config = config
+    this.#takeOvers = new TakeOvers(dropAmbiguous, logger)
     this.#dropAmbiguous = dropAmbiguous
     this.#logger = logger
     this.#timing = timing
@@ -171,14 +164,12 @@ export class Journal {
 
   /** The journal's counters, for `stats()`. */
   stats (): JournalStats {
-    const { journals, pending, ambiguous, skippedLines } = this.#recovered
-    const tally = ({ records, micros }: { records: number, micros: Micros }): Tally => ({ records, units: formatMicros(micros) })
     return {
       state: this.#status,
       bytes: this.#bytes,
       writeErrors: this.#writeErrors,
       lastError: this.#lastError,
-      recovered: { journals, pending: tally(pending), ambiguous: tally(ambiguous), skippedLines }
+      recovered: this.#takeOvers.stats()
     }
   }
 
@@ -268,7 +259,9 @@ export class Journal {
         this.#heartbeat = setInterval(() => { void this.#enqueue(() => this.#beat()) }, this.#timing.heartbeatMs).unref()
         this.#status = 'open'
       }
-      const recovery = this.#absorb(await this.#claimDead())
+      const claimed = await claimDeadJournals(this.#config.dir, this.#owner, this.#timing.staleMs, () => ++this.#claims)
+      this.#discard.push(...claimed.discard)
+      const recovery = this.#absorb(claimed.found)
       // What was taken over must be in this journal before the files it came from are deleted.
       if (this.#discard.length > 0) this.#rewrite = true
       await this.#write()
@@ -287,74 +280,12 @@ export class Journal {
     }
   }
 
-  /** Renames the journals of dead owners to this owner's name (the claim), and reads them. */
-  async #claimDead (): Promise<Array<DecodedJournal & { name: string }>> {
-    const byOwner = new Map<string, OwnedFile[]>()
-    for (const name of await readdir(this.#config.dir)) {
-      const file = ownedFile(name)
-      if (file === undefined || file.owner === this.#owner) continue
-      const files = byOwner.get(file.owner) ?? []
-      files.push(file)
-      byOwner.set(file.owner, files)
-    }
-    const found: Array<DecodedJournal & { name: string }> = []
-    for (const [owner, files] of byOwner) {
-      if (!await ownerIsGone(this.#config.dir, owner, this.#timing.staleMs)) continue
-      const leftovers: string[] = []
-      for (const file of files) {
-        if (file.type !== 'journal') {
-          leftovers.push(join(this.#config.dir, file.name))
-          continue
-        }
-        const claimed = join(this.#config.dir, `${this.#owner}~${++this.#claims}.journal`)
-        try {
-          await rename(join(this.#config.dir, file.name), claimed)
-        } catch {
-          // Another process claimed it first.
-          continue
-        }
-        this.#discard.push(claimed)
-        found.push({ name: file.name, ...decodeJournal(await readFile(claimed, 'utf8')) })
-      }
-      // The dead owner's lock goes last, after its journals.
-      this.#discard.push(...leftovers)
-    }
-    return found
-  }
-
   /** Adds what the claimed journals hold to this journal; returns what to deliver and what to drop. */
-  #absorb (found: Array<DecodedJournal & { name: string }>): Recovery {
-    const absorbedElsewhere = new Set(found.flatMap(journal => journal.header?.absorbed ?? []))
-    const pending: UsageEntry[] = []
-    const ambiguous: UsageEntry[] = []
-    for (const journal of found) {
-      if (journal.skipped > 0) {
-        this.#logger.warn({ file: journal.name, skipped: journal.skipped },
-          'kinde-metering: journal lines cut short by a crash or damaged were skipped; the rest is recovered')
-      }
-      this.#recovered.skippedLines += journal.skipped
-      if (journal.header !== undefined) this.#absorbed.add(journal.header.id)
-      // A copy whose content another claimed journal already took in.
-      if (absorbedElsewhere.has(String(journal.header?.id))) continue
-      const state = new JournalState()
-      for (const line of journal.lines) state.apply(line)
-      const split = state.split(this.#dropAmbiguous)
-      pending.push(...split.pending)
-      ambiguous.push(...split.inFlight)
-      this.#recovered.journals++
-    }
-    const dropped = this.#dropAmbiguous ? ambiguous : []
-    this.#state.add(pending)
-    const units = count(this.#recovered.pending, pending)
-    count(this.#recovered.ambiguous, ambiguous)
-    if (found.length > 0) {
-      this.#logger.warn({ journals: found.length, records: pending.length, units: formatMicros(units), ambiguous: ambiguous.length, dropped: dropped.length },
-        'kinde-metering: took over the journals of processes that died; their usage is delivered with the next flush')
-    }
-    return {
-      pending: { entries: pending, oldest: pending.reduce((oldest, entry) => Math.min(oldest, entry.at), Infinity) },
-      ambiguous: dropped.map(entry => ({ entry, error: IN_FLIGHT_ERROR }))
-    }
+  #absorb (found: ClaimedJournal[]): Recovery {
+    const { recovery, absorbed } = this.#takeOvers.absorb(found)
+    for (const id of absorbed) this.#absorbed.add(id)
+    this.#state.add(recovery.pending.entries)
+    return recovery
   }
 
   /**
@@ -376,29 +307,4 @@ export class Journal {
         'journaling stops, usage is still delivered, and what both hold may be delivered twice')
     }
   }
-}
-
-/** Adds `entries` to a tally; returns their total. */
-function count (tally: { records: number, micros: Micros }, entries: UsageEntry[]): Micros {
-  let micros: Micros = 0
-  // A level is not an amount: the units are the sum of the deltas.
-  for (const entry of entries) if (entry.absolute !== true) micros = addMicros(micros, entry.micros)
-  tally.records += entries.length
-  tally.micros = addMicros(tally.micros, micros)
-  return micros
-}
-
-/** Makes a rename inside the directory durable. */
-async function syncDirectory (dir: string): Promise<void> {
-  const handle = await open(dir, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-}
-
-/** Node's file system errors start with their code: `ENOSPC: no space left on device, write`. */
-function describe (error: unknown): string {
-  return (error as Error).message
 }
