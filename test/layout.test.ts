@@ -1,6 +1,7 @@
 /**
- * The shape of lib/ a reader relies on: no import cycle (type-only imports included), and each
- * folder's concern stated in one line at the top of each of its files.
+ * The shape of lib/ a reader relies on: no import cycle (type-only imports included), each
+ * folder's concern stated in one line at the top of each of its files, and no file so long it
+ * holds more than one job.
  */
 import { readFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
@@ -11,6 +12,7 @@ import { importCycles, importGraph, sourceFiles } from './helpers/import-graph.j
 const lib = join(dirname(fileURLToPath(import.meta.url)), '..', 'lib')
 /** The emulator's folder states its own concerns (it is the test oracle, kept apart from the package). */
 const ownConvention = /^testing\//
+const MAX_LINES = 300
 
 t.test('lib/ has no import cycle, type-only imports included', async t => {
   t.same(importCycles(importGraph(lib)).map(cycle => cycle.join(' → ')), [])
@@ -35,3 +37,9 @@ t.test('every file opens with its folder\'s one-line concern, the same line acro
   for (const [folder, lines] of concerns) t.equal(lines.size, 1, `${folder} states one concern`)
 })
 
+t.test(`no file in lib/ is over ${MAX_LINES} lines`, async t => {
+  const long = sourceFiles(lib)
+    .map(file => ({ file: relative(lib, file), lines: readFileSync(file, 'utf8').split('\n').length - 1 }))
+    .filter(({ lines }) => lines > MAX_LINES)
+  t.same(long, [])
+})

@@ -56,3 +56,16 @@ export function resolveJournalConfig (value: unknown, shared: boolean): JournalC
   if (typeof fsync !== 'boolean') throw new InvalidOptionError('journal.fsync', 'must be true or false')
   return Object.freeze({ dir: resolve(dir), syncInterval, fsync })
 }
+
+/** How often this process proves its lock alive, when a lock counts as abandoned, how often a failing disk is retried. */
+export interface JournalTiming {
+  /** Milliseconds between lock refreshes; each also retries a failing journal. Default 10,000. */
+  heartbeatMs: number
+  /** Milliseconds without refresh after which a lock is abandoned. Default 60,000. */
+  staleMs: number
+  /** Milliseconds after a failed write before new usage tries a rewrite again. Default 1,000. */
+  retryMs: number
+}
+
+/** The timing of every journal outside tests. */
+export const DEFAULT_TIMING: JournalTiming = { heartbeatMs: 10_000, staleMs: 60_000, retryMs: 1_000 }

@@ -16,31 +16,18 @@ import { join } from 'node:path'
 import { encodeLine, JournalState, type BodyLine } from './format.js'
 import { describe, newOwnerId, releaseLock, syncDirectory, writeLock } from './files.js'
 import { claimDeadJournals, TakeOvers, type ClaimedJournal, type Recovery } from './takeover.js'
-import type { JournalConfig } from '../config/journal-options.js'
+import { DEFAULT_TIMING, type JournalConfig, type JournalTiming } from '../config/journal-options.js'
 import type { JournalStats } from '../report/stats.js'
 import type { Logger, UsageEntry } from '../usage/types.js'
-
-/** How often this process proves its lock alive, when a lock counts as abandoned, how often a failing disk is retried. */
-export interface JournalTiming {
-  /** Milliseconds between lock refreshes; each also retries a failing journal. Default 10,000. */
-  heartbeatMs: number
-  /** Milliseconds without refresh after which a lock is abandoned. Default 60,000. */
-  staleMs: number
-  /** Milliseconds after a failed write before new usage tries a rewrite again. Default 1,000. */
-  retryMs: number
-}
-
-const DEFAULT_TIMING: JournalTiming = { heartbeatMs: 10_000, staleMs: 60_000, retryMs: 1_000 }
 
 /** The journal is rewritten from memory once it outgrows this and four times its last rewrite. */
 const COMPACT_MIN_BYTES = 1024 * 1024 // 1 MiB
 
-export type { Recovery }
+export type { JournalTiming, Recovery }
 
 /** This process's journal, and the take-over of journals left by dead processes. */
 export class Journal {
   readonly #config: JournalConfig
-  readonly #dropAmbiguous: boolean
   readonly #logger: Logger
   readonly #timing: JournalTiming
   readonly #owner = newOwnerId()
@@ -80,7 +67,6 @@ export class Journal {
   constructor (config: JournalConfig, dropAmbiguous: boolean, logger: Logger, timing: JournalTiming = DEFAULT_TIMING) {
     this.#config = config
     this.#takeOvers = new TakeOvers(dropAmbiguous, logger)
-    this.#dropAmbiguous = dropAmbiguous
     this.#logger = logger
     this.#timing = timing
     this.#path = join(config.dir, `${this.#owner}.journal`)
