@@ -4,15 +4,33 @@
  * Messages never carry secrets: tokens and the client secret are never interpolated.
  */
 
+/**
+ * The brand every error of this package carries: the names of its classes. `Symbol.for` gives
+ * every copy of the package (its CommonJS and ES module builds, two versions in one app) the same
+ * symbol, so `instanceof` holds across copies, where the prototype chain differs (undici brands
+ * its errors the same way).
+ */
+const kBrand = Symbol.for('kinde-metering.error')
+
 /** Base class of every error this package throws or reports. */
 export class KindeMeteringError extends Error {
   /** Stable machine-readable code, `KINDE_METERING_…`. */
   readonly code: string
 
+  /** True for an error of this class made by any copy of the package. */
+  static override [Symbol.hasInstance] (value: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true
+    const brand = typeof value === 'object' && value !== null ? (value as { [kBrand]?: unknown })[kBrand] : undefined
+    return Array.isArray(brand) && brand.includes(this.name)
+  }
+
   constructor (code: string, message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = new.target.name
     this.code = code
+    const classes: string[] = []
+    for (let of: Function = new.target; of !== Error; of = Object.getPrototypeOf(of)) classes.push(of.name)
+    Object.defineProperty(this, kBrand, { value: classes })
   }
 }
 
