@@ -10,8 +10,8 @@
  * what a holder that died mid-flush left behind.
  */
 import { randomUUID } from 'node:crypto'
-import type { UsageBatch } from '../core/usage/aggregator.js'
-import { addMicros, formatMicros, type Micros } from '../core/usage/decimal.js'
+import { deltaMicros, type UsageBatch } from '../core/usage/aggregator.js'
+import { formatMicros } from '../core/usage/decimal.js'
 import { InvalidOptionError } from '../core/report/errors.js'
 import type { StoreContext, StorePending, UsageStore } from '../core/store/usage-store.js'
 import type { UsageEntry } from '../core/usage/types.js'
@@ -41,13 +41,6 @@ interface Take {
   owns: boolean
   /** Whether a settle was sent before (and may have run without answering). */
   settling: boolean
-}
-
-/** The sum of the deltas among `entries`: an absolute value is a level, not an amount. */
-function total (entries: UsageEntry[], start: Micros = 0): Micros {
-  let sum = start
-  for (const entry of entries) if (entry.absolute !== true) sum = addMicros(sum, entry.micros)
-  return sum
 }
 
 /** Pending usage shared by a fleet through Redis. Create it with `redisStore()`. */
@@ -207,7 +200,7 @@ export class RedisStore implements UsageStore {
     const held = this.#unsettled === undefined ? outgoing : [...outgoing, { entries: this.#unsettled.leftover, oldest: this.#unsettled.oldest }]
     for (const batch of held) {
       keys += batch.entries.length
-      micros = total(batch.entries, micros)
+      micros = deltaMicros(batch.entries, micros)
       oldest = Math.min(oldest, batch.oldest)
     }
     return { keys, micros, oldest }
@@ -257,7 +250,7 @@ export class RedisStore implements UsageStore {
       if (sums.length > 0) this.#context.drop(sums, 'ambiguous', { message: 'taken by an instance that stopped mid-flush: it may have been delivered' })
       return
     }
-    this.#context.logger.warn({ records: entries.length, units: formatMicros(total(entries)) },
+    this.#context.logger.warn({ records: entries.length, units: formatMicros(deltaMicros(entries)) },
       'kinde-metering: delivering usage that an instance took and did not finish delivering (it stopped or lost the Redis lease); ' +
       'what it had in flight may count twice')
   }

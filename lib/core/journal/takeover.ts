@@ -8,7 +8,7 @@ import { readdir, readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeJournal, JournalState, type DecodedJournal } from './format.js'
 import { ownedFile, ownerIsGone, type OwnedFile } from './files.js'
-import type { UsageBatch } from '../usage/aggregator.js'
+import { deltaMicros, type UsageBatch } from '../usage/aggregator.js'
 import { addMicros, formatMicros, type Micros } from '../usage/decimal.js'
 import type { Undeliverable } from '../report/drops.js'
 import type { JournalStats, Tally } from '../report/stats.js'
@@ -150,9 +150,8 @@ export class TakeOvers {
 
 /** Adds `entries` to a tally; returns their total. */
 function count (tally: { records: number, micros: Micros }, entries: UsageEntry[]): Micros {
-  let micros: Micros = 0
   // A level is not an amount: the units are the sum of the deltas.
-  for (const entry of entries) if (entry.absolute !== true) micros = addMicros(micros, entry.micros)
+  const micros = deltaMicros(entries)
   tally.records += entries.length
   tally.micros = addMicros(tally.micros, micros)
   return micros

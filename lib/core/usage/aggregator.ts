@@ -2,8 +2,8 @@
 /**
  * Sums usage per (customer reference, feature) in place, synchronously: the only structure the
  * request path touches. Nested maps (id → feature → counter), one per reference kind, because they
- * cost about a third of a flat map with concatenated keys in time and half in memory
- * (shared/perf-notes.md), and need no key string built per request. Absolute values (`set()`)
+ * cost about a third of a flat map with concatenated keys in time and half in memory (measured
+ * when this layout was chosen), and need no key string built per request. Absolute values (`set()`)
  * are held beside the sums, latest per pair ({@link LatestValues}), so every store that holds an
  * aggregator holds both kinds.
  */
@@ -122,4 +122,11 @@ export class Aggregator {
     }
     return total
   }
+}
+
+/** `start` plus the sum of the deltas among `entries`: an absolute value is a level, not an amount. */
+export function deltaMicros (entries: readonly UsageEntry[], start: Micros = 0): Micros {
+  let sum = start
+  for (const entry of entries) if (entry.absolute !== true) sum = addMicros(sum, entry.micros)
+  return sum
 }
