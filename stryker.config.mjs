@@ -2,7 +2,7 @@
  * Mutation testing of the core (`npm run mutation`; not part of `npm test` or CI): Stryker mutates
  * lib/core (any subfolder too) and reruns, for each mutant, only the test files that covered it
  * (the tap runner counts a test file as one test). Reports go to reports/mutation/.
- * One file: `npx stryker run --mutate lib/core/decimal.ts`.
+ * One file: `npx stryker run --mutate lib/core/usage/decimal.ts`.
  */
 export default {
   testRunner: 'tap',

@@ -1,3 +1,4 @@
+// lib/: the entry points: the Fastify plugin, the Express middleware, the Redis store, the emulator.
 /**
  * The Express middleware (`kinde-metering/express`), on the same core as the Fastify plugin:
  * `app.use(kindeMetering(options))` gives handlers `res.meter()`, and `meter(spec)` placed before a
@@ -6,12 +7,13 @@
  * @module
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { InvalidOptionError } from './core/errors.js'
+import { InvalidOptionError } from './core/report/errors.js'
+import { adapterHooks, withCustomer, type AdapterHooks } from './core/adapter-hooks.js'
 import { Metering, type CloseOutcome } from './core/metering.js'
-import type { MeteringOptions } from './core/options.js'
-import type { FlushOutcome, MeteringStats } from './core/stats.js'
-import { consoleLogger } from './core/logger.js'
-import type { CustomerRef } from './core/types.js'
+import type { MeteringOptions } from './core/config/options.js'
+import type { FlushOutcome, MeteringStats } from './core/report/stats.js'
+import { consoleLogger } from './core/report/logger.js'
+import type { CustomerRef } from './core/usage/types.js'
 import { BodyBytes } from './adapters/body-bytes.js'
 import { customerFromClaims, meteredRoute, RequestMeter, type MeteredRoute, type ResponseReads } from './adapters/request-meter.js'
 import { compileRouteMeter, type RouteMeterSpec } from './adapters/route-meter.js'
@@ -106,6 +108,7 @@ function requestIdOf (req: Request): string | undefined {
 class ExpressAdapter {
   readonly metering: Metering
   readonly #customerOf: NonNullable<KindeMeteringOptions['customer']>
+  readonly #hooks: AdapterHooks
   readonly #requestMeter: RequestMeter<Request, MeteredResponse>
 
   constructor (options: KindeMeteringOptions) {
@@ -113,12 +116,13 @@ class ExpressAdapter {
     const { checkSetup: _checkSetup, ...meteringOptions } = options
     this.metering = new Metering(meteringOptions)
     this.#customerOf = options.customer ?? customerFromAuth
+    this.#hooks = adapterHooks(this.metering)
     this.#requestMeter = new RequestMeter(this.metering, this.#customerOf, expressReads)
   }
 
   /** Hands the request's customer to `then`; a failing customer function is counted, never thrown. */
   withCustomer (req: Request, origin: string, then: (customer: CustomerRef) => void): void {
-    this.metering.withCustomer(this.#customerOf, req, origin, then)
+    withCustomer(this.#hooks, this.#customerOf, req, origin, then)
   }
 
   /** Records the route's meters when the response finishes; a response that never finishes records nothing. */

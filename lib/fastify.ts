@@ -1,3 +1,4 @@
+// lib/: the entry points: the Fastify plugin, the Express middleware, the Redis store, the emulator.
 /**
  * The Fastify plugin: meters routes that declare `config.meter`, gives handlers `reply.meter()`,
  * exposes the core as `app.metering`, and flushes at `onClose`.
@@ -5,9 +6,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, onRequestHookHandler, onResponseHookHandler, onSendHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { Transform, type Readable } from 'node:stream'
+import { adapterHooks, withCustomer } from './core/adapter-hooks.js'
 import { Metering } from './core/metering.js'
-import type { MeteringOptions } from './core/options.js'
-import type { CustomerRef } from './core/types.js'
+import type { MeteringOptions } from './core/config/options.js'
+import type { CustomerRef } from './core/usage/types.js'
 import { BodyBytes } from './adapters/body-bytes.js'
 import { customerFromClaims, meteredRoute, RequestMeter, type ResponseReads } from './adapters/request-meter.js'
 import { compileRouteMeter, type RouteMeterSpec } from './adapters/route-meter.js'
@@ -108,13 +110,14 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
       'routes outside it are not metered, even with config.meter. Register kinde-metering on the root instance to meter every route')
   }
   const customerOf = options.customer ?? customerFromUser
+  const hooks = adapterHooks(metering)
 
   fastify.decorate('metering', metering)
   fastify.decorateReply('meter', function (this: FastifyReply, feature: string, value: number) {
     const request = this.request
     // The format of route meters' origins (`GET /a`), so one route logs under one name.
     const origin = `${request.method} ${request.routeOptions.url ?? ''}`
-    metering.withCustomer(customerOf, request, origin, customer => metering.record(customer, feature, value, origin, request.id))
+    withCustomer(hooks, customerOf, request, origin, customer => metering.record(customer, feature, value, origin, request.id))
     return this
   })
 

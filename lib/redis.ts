@@ -1,3 +1,4 @@
+// lib/: the entry points: the Fastify plugin, the Express middleware, the Redis store, the emulator.
 /**
  * Fleet mode: `kinde-metering/redis`. Many instances of one API share their usage through Redis,
  * and one instance at a time delivers it, so Kinde receives one record per (customer, feature)
@@ -14,8 +15,9 @@
  * @module
  */
 import type { Cluster, Redis } from 'ioredis'
-import { InvalidOptionError } from './core/errors.js'
-import { rejectUnknownKeys } from './core/option-keys.js'
+import { InvalidOptionError } from './core/report/errors.js'
+import { milliseconds, positiveInteger } from './core/config/checks.js'
+import { rejectUnknownKeys } from './core/config/option-keys.js'
 import type { ScriptClient } from './redis/scripts.js'
 import { RedisStore } from './redis/store.js'
 
@@ -67,21 +69,12 @@ export function redisStore (options: RedisStoreOptions): RedisStore {
   if (typeof prefix !== 'string' || prefix.length === 0) {
     throw new InvalidOptionError('prefix', `must be a non-empty string, got ${JSON.stringify(prefix)}`)
   }
-  const leaseTtl = positive('leaseTtl', options.leaseTtl, 10_000) // 10 s
-  if (!Number.isInteger(leaseTtl)) throw new InvalidOptionError('leaseTtl', `must be a whole number of milliseconds, got ${leaseTtl}`)
+  const leaseTtl = positiveInteger('leaseTtl', options.leaseTtl, 10_000, 'milliseconds') // 10 s
   return new RedisStore({
     client: client as ScriptClient,
     prefix,
-    syncInterval: positive('syncInterval', options.syncInterval, 1_000), // 1 s
+    syncInterval: milliseconds('syncInterval', options.syncInterval, 1_000), // 1 s
     leaseTtl,
-    timeout: positive('timeout', options.timeout, 2_000) // 2 s
+    timeout: milliseconds('timeout', options.timeout, 2_000) // 2 s
   })
-}
-
-function positive (name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidOptionError(name, `must be a positive number of milliseconds, got ${JSON.stringify(value)}`)
-  }
-  return value
 }

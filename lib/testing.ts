@@ -1,3 +1,4 @@
+// lib/: the entry points: the Fastify plugin, the Express middleware, the Redis store, the emulator.
 /**
  * Test helpers for kinde-metering users: `kinde-metering/testing`.
  * @module

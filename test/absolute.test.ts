@@ -3,10 +3,11 @@
  * (customer, feature) is sent once per flush, never overtaken by an older one, beside exact deltas.
  */
 import t from 'tap'
-import { Aggregator } from '../lib/core/aggregator.js'
-import { JournalState } from '../lib/core/journal-format.js'
-import { MemoryStore } from '../lib/core/store.js'
-import { RefKind, type UsageEntry } from '../lib/core/types.js'
+import { adapterHooks } from '../lib/core/adapter-hooks.js'
+import { Aggregator } from '../lib/core/usage/aggregator.js'
+import { JournalState } from '../lib/core/journal/format.js'
+import { MemoryStore } from '../lib/core/store/usage-store.js'
+import { RefKind, type UsageEntry } from '../lib/core/usage/types.js'
 import { kindeMetering as expressMetering } from '../lib/express.js'
 import type { DroppedRecord } from '../lib/index.js'
 import { coreOn, emulator, meteredApp, memoryLogger } from './fixtures.js'
@@ -56,7 +57,7 @@ t.test('a feature is delta or absolute: the other kind is refused, counted and l
   t.equal(core.set({ agreementId: 'agr_1' }, 'searches', 11, 'GET /a'), false)
   t.equal(core.set({ agreementId: 'agr_1' }, 'seats', 5), true)
   t.equal(core.record({ agreementId: 'agr_2' }, 'seats', 1, 'GET /b'), false, 'refused for any customer: a Kinde meter is one kind')
-  core.recordAll({ agreementId: 'agr_1' }, ['seats', 'searches'], [1, 1], 'GET /b')
+  adapterHooks(core).recordAll({ agreementId: 'agr_1' }, ['seats', 'searches'], [1, 1], 'GET /b')
   t.equal(core.stats().refused.mixedKinds, 4)
   const warnings = entries.filter(entry => entry.level === 'warn' && /record\(\) \(delta\) or with set\(\) \(absolute\)/.test(entry.msg ?? ''))
   t.same(warnings.map(entry => entry.obj), [{ origin: 'GET /a', feature: 'searches' }, { origin: 'GET /b', feature: 'seats' }], 'once per origin and feature')

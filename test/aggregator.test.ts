@@ -1,7 +1,7 @@
 import t from 'tap'
-import { Aggregator } from '../lib/core/aggregator.js'
-import { formatMicros } from '../lib/core/decimal.js'
-import { RefKind } from '../lib/core/types.js'
+import { Aggregator } from '../lib/core/usage/aggregator.js'
+import { formatMicros } from '../lib/core/usage/decimal.js'
+import { RefKind } from '../lib/core/usage/types.js'
 
 t.test('sums per (kind, id, feature) and keeps the latest timestamp', async t => {
   const agg = new Aggregator()

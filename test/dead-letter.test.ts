@@ -7,7 +7,7 @@ import t from 'tap'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { InvalidOptionError, type DroppedRecord, type DropReason } from '../lib/index.js'
-import { appendDeadLetter, readDeadLetter } from '../lib/core/dead-letter-file.js'
+import { appendDeadLetter, readDeadLetter } from '../lib/core/dead-letter/file.js'
 import { coreOn, emulator, memoryLogger } from './fixtures.js'
 
 /** Every line of every dead-letter file in `dir`, read synchronously (as an onDrop could). */

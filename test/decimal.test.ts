@@ -1,5 +1,5 @@
 import t from 'tap'
-import { addMicros, formatMicros, isZero, parseMicros, subtractMicros, toMicros } from '../lib/core/decimal.js'
+import { addMicros, formatMicros, isZero, parseMicros, subtractMicros, toMicros } from '../lib/core/usage/decimal.js'
 
 t.test('ten thousand tenths sum to exactly 1000', async t => {
   let sum = toMicros(0)

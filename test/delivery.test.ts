@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { DroppedRecord, DropReason } from '../lib/index.js'
-import { MemoryStore } from '../lib/core/store.js'
+import { MemoryStore } from '../lib/core/store/usage-store.js'
 import { coreOn, emulator, memoryLogger } from './fixtures.js'
 
 type Drop = { records: DroppedRecord[], reason: DropReason }

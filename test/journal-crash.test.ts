@@ -14,7 +14,7 @@
 import t, { type Test } from 'tap'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { readDeadLetter } from '../lib/core/dead-letter-file.js'
+import { readDeadLetter } from '../lib/core/dead-letter/file.js'
 import { Pool } from 'undici'
 import type { KindeEmulator } from '../lib/testing.js'
 import { emulator } from './fixtures.js'

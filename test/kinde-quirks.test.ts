@@ -8,6 +8,7 @@ import type { Test } from 'tap'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { InvalidOptionError, MemoryStore, Metering, type DroppedRecord, type UsageBatch } from '../lib/index.js'
+import { adapterHooks, withCustomer } from '../lib/core/adapter-hooks.js'
 import { coreOn, emulator, memoryLogger } from './fixtures.js'
 
 interface Answer { status: number, headers?: Record<string, string>, body?: string }
@@ -162,7 +163,7 @@ t.test('without a logger, the bare core writes warnings and errors to stderr', a
   const errors = t.capture(console, 'error')
   const core = coreOn(t, kinde, { logger: undefined })
   core.record({ agreementId: 'agr_1' }, 'searches', -1)
-  core.withCustomer(() => { throw new Error('no session') }, {}, 'GET /search', () => t.fail('no customer to record for'))
+  withCustomer(adapterHooks(core), () => { throw new Error('no session') }, {}, 'GET /search', () => t.fail('no customer to record for'))
   t.match(warnings(), [{ args: [/usage not recorded/, /feature: 'searches'/] }])
   t.match(errors(), [{ args: [/customer function threw/, /origin: 'GET \/search'/] }])
 })

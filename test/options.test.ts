@@ -1,6 +1,6 @@
 import t from 'tap'
-import { InvalidOptionError } from '../lib/core/errors.js'
-import { resolveConfig } from '../lib/core/options.js'
+import { InvalidOptionError } from '../lib/core/report/errors.js'
+import { resolveConfig } from '../lib/core/config/options.js'
 import { redisStore } from '../lib/redis.js'
 
 const credentials = { clientId: 'id', clientSecret: 'secret' }

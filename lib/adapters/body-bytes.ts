@@ -1,3 +1,4 @@
+// lib/adapters/: per-request rules both adapters share: which responses count, built-in meters, who pays.
 /**
  * Body bytes of a response as they leave on its socket: after any compression, whoever produced
  * the body. Both adapters use it over real connections.

@@ -1,3 +1,4 @@
+// lib/adapters/: per-request rules both adapters share: which responses count, built-in meters, who pays.
 /**
  * The rules of a metered request, shared by the Fastify plugin and the Express middleware so they
  * cannot drift apart: whether a response counts (`countStatus`, which may throw), what each meter's
@@ -5,9 +6,10 @@
  * who pays (the `customer` option, else the verified token's claims), and one clock read for
  * all the meters of a request.
  */
+import { adapterHooks, withCustomer, type AdapterHooks } from '../core/adapter-hooks.js'
 import type { Metering } from '../core/metering.js'
-import type { CustomerOf } from '../core/options.js'
-import type { CustomerRef } from '../core/types.js'
+import type { CustomerOf } from '../core/config/options.js'
+import type { CustomerRef } from '../core/usage/types.js'
 import type { CompiledMeter } from './route-meter.js'
 
 /** What each host reads from its own request and response objects for the built-in values. */
@@ -55,13 +57,13 @@ export function customerFromClaims (claims: unknown): CustomerRef | undefined {
 
 /** Records the route meters of finished responses into one metering core. */
 export class RequestMeter<Req, Res> {
-  readonly #metering: Metering
+  readonly #hooks: AdapterHooks
   readonly #customerOf: CustomerOf<Req>
   readonly #countStatus: (statusCode: number) => boolean
   readonly #reads: ResponseReads<Req, Res>
 
   constructor (metering: Metering, customerOf: CustomerOf<Req>, reads: ResponseReads<Req, Res>) {
-    this.#metering = metering
+    this.#hooks = adapterHooks(metering)
     this.#customerOf = customerOf
     this.#countStatus = metering.config.countStatus
     this.#reads = reads
@@ -78,7 +80,7 @@ export class RequestMeter<Req, Res> {
     try {
       counted = this.#countStatus(statusCode)
     } catch (error) {
-      this.#metering.countStatusFailed(error, origin)
+      this.#hooks.countStatusFailed(error, origin)
       return
     }
     if (!counted) return
@@ -92,8 +94,8 @@ export class RequestMeter<Req, Res> {
         values.push(NaN)
       }
     }
-    this.#metering.withCustomer(this.#customerOf, request, origin, customer => {
-      this.#metering.recordAll(customer, route.features, values, origin, this.#reads.requestId(request))
+    withCustomer(this.#hooks, this.#customerOf, request, origin, customer => {
+      this.#hooks.recordAll(customer, route.features, values, origin, this.#reads.requestId(request))
     })
   }
 

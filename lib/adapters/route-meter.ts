@@ -1,8 +1,9 @@
+// lib/adapters/: per-request rules both adapters share: which responses count, built-in meters, who pays.
 /**
  * Compiles what a route meters (`config.meter`, or the Express `meter()` middleware's argument)
  * once, when the route is added, into features and value readers the request only calls.
  */
-import { InvalidOptionError } from '../core/errors.js'
+import { InvalidOptionError } from '../core/report/errors.js'
 import { MAX_REFERENCE_LENGTH } from '../core/metering.js'
 
 /** Built-in values: body sizes in bytes (headers excluded), and the time to respond in ms. */

@@ -1,3 +1,4 @@
+// lib/cli/: the `kinde-metering` command: argument parsing and its commands (doctor, replay).
 /**
  * What a `kinde-metering` subcommand is: a module exporting one {@link CliCommand}, listed in
  * commands.ts.

@@ -1,3 +1,4 @@
+// lib/cli/: the `kinde-metering` command: argument parsing and its commands (doctor, replay).
 /**
  * `kinde-metering doctor`: runs {@link checkKindeSetup} from the command line and prints one line
  * per check (✓ passed, ✗ failed with what to do, ! could not be verified), or `--json` for CI.
@@ -6,7 +7,7 @@
 import { parseArgs } from 'node:util'
 import { checkKindeSetup } from '../doctor/check-setup.js'
 import type { CheckStatus, SetupReport } from '../doctor/report.js'
-import { REF_FIELDS, type CustomerRef } from '../core/types.js'
+import { REF_FIELDS, type CustomerRef } from '../core/usage/types.js'
 import { EXIT, UsageError, type CliCommand } from './command.js'
 
 const USAGE = `Usage: kinde-metering doctor [options]

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// lib/cli/: the `kinde-metering` command: argument parsing and its commands (doctor, replay).
 /** The `kinde-metering` executable (package.json `bin`). */
 import { runCli } from './run.js'
 

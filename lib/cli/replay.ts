@@ -1,3 +1,4 @@
+// lib/cli/: the `kinde-metering` command: argument parsing and its commands (doctor, replay).
 /**
  * `kinde-metering replay <dir>`: sends the records of a dead-letter directory to Kinde again.
  *
@@ -7,50 +8,24 @@
  * killed at any moment resends at most the records whose send was under way at the kill; a
  * record that fails again is noted with its latest reason and error.
  */
-import { parseArgs } from 'node:util'
-import { parseMicros, addMicros, formatMicros, type Micros } from '../core/decimal.js'
-import { appendDeadLetter, deadLetterFile, readDeadLetter, type DeadLetterLine, type DeadRecord } from '../core/dead-letter-file.js'
-import { Delivery } from '../core/delivery.js'
-import { DropReporter, type Undeliverable } from '../core/drops.js'
-import { SendGate } from '../core/gate.js'
-import { KindeHttp } from '../core/http.js'
-import { newOwnerId } from '../core/journal-files.js'
-import { KindeApi } from '../core/kinde-api.js'
-import { resolveConfig, type MeteringConfig } from '../core/options.js'
-import { AgreementResolver } from '../core/resolver.js'
-import { Counters } from '../core/stats.js'
-import { TokenProvider } from '../core/token.js'
+import { parseMicros, addMicros, formatMicros, type Micros } from '../core/usage/decimal.js'
+import { appendDeadLetter, deadLetterFile, readDeadLetter, type DeadLetterLine, type DeadRecord } from '../core/dead-letter/file.js'
+import { Delivery } from '../core/delivery/deliver.js'
+import { DropReporter, type Undeliverable } from '../core/report/drops.js'
+import { SendGate } from '../core/delivery/gate.js'
+import { KindeHttp } from '../core/kinde/http.js'
+import { newOwnerId } from '../core/journal/files.js'
+import { KindeApi } from '../core/kinde/api.js'
+import { resolveConfig, type MeteringConfig } from '../core/config/options.js'
+import { AgreementResolver } from '../core/kinde/resolver.js'
+import { Counters } from '../core/report/stats.js'
+import { TokenProvider } from '../core/kinde/token.js'
 import { UsageError, type CliCommand, type CliIo } from './command.js'
-import { REF_FIELDS, RefKind, type CustomerRef, type DropReason, type Logger, type UsageEntry } from '../core/types.js'
-
-
-/** Usage text of the subcommand. */
-export const REPLAY_USAGE = `Usage: kinde-metering replay <dir> [--reason R]... [--dry-run] [--json]
-                             [--domain D] [--client-id ID] [--client-secret S]
-Sends the records of a dead-letter directory to Kinde again; records Kinde accepts are never sent again.
-  --reason R       only records dropped for R (shutdown, rejected, ambiguous, no_agreement, overflow); repeatable
-  --dry-run        print what would be sent; send nothing
-  --json           print the outcome as one JSON object
-  --domain, --client-id, --client-secret
-                   default: KINDE_DOMAIN, KINDE_MANAGEMENT_CLIENT_ID, KINDE_MANAGEMENT_CLIENT_SECRET
-Exit status: 0 when no selected record remains undelivered, 1 otherwise, 2 for a usage error.
-`
-
-const REASONS: readonly DropReason[] = ['shutdown', 'rejected', 'ambiguous', 'no_agreement', 'overflow']
+import { parseReplayArgs, REPLAY_USAGE, type ReplayArgs } from './replay-args.js'
+import { REF_FIELDS, RefKind, type CustomerRef, type DropReason, type Logger, type UsageEntry } from '../core/usage/types.js'
 
 /** The meter types this version can send. */
 const SENDABLE_TYPES = new Set(['delta'])
-
-
-interface ReplayArgs {
-  dir: string
-  reasons: Set<DropReason>
-  dryRun: boolean
-  json: boolean
-  domain?: string
-  clientId?: string
-  clientSecret?: string
-}
 
 /** Records of one (agreement or customer, feature, meter type), as printed. */
 interface Group {
@@ -116,42 +91,6 @@ export async function replay (argv: string[], io: CliIo): Promise<number> {
     for (const group of outcome.remaining) io.stdout.write(`remaining: ${describe(group)}: ${group.why!}\n`)
   }
   return outcome.remaining.length === 0 ? 0 : 1
-}
-
-function parseReplayArgs (argv: string[]): ReplayArgs {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        reason: { type: 'string', multiple: true },
-        'dry-run': { type: 'boolean' },
-        json: { type: 'boolean' },
-        domain: { type: 'string' },
-        'client-id': { type: 'string' },
-        'client-secret': { type: 'string' }
-      }
-    })
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
-  const { values, positionals } = parsed
-  if (positionals.length !== 1) throw new UsageError(`expected one dead-letter directory, got ${positionals.length}`)
-  const reasons = new Set<DropReason>()
-  for (const reason of values.reason ?? []) {
-    if (!REASONS.includes(reason as DropReason)) throw new UsageError(`--reason must be one of ${REASONS.join(', ')}, got ${JSON.stringify(reason)}`)
-    reasons.add(reason as DropReason)
-  }
-  return {
-    dir: positionals[0],
-    reasons,
-    dryRun: values['dry-run'] === true,
-    json: values.json === true,
-    domain: values.domain,
-    clientId: values['client-id'],
-    clientSecret: values['client-secret']
-  }
 }
 
 /** What a replay did. */

@@ -1,8 +1,9 @@
+// lib/cli/: the `kinde-metering` command: argument parsing and its commands (doctor, replay).
 /**
  * The `kinde-metering` command line: finds the subcommand, runs it, and turns a wrong command
  * line into its usage on stderr and exit code 2.
  */
-import { InvalidOptionError } from '../core/errors.js'
+import { InvalidOptionError } from '../core/report/errors.js'
 import { EXIT, UsageError, type CliCommand, type CliIo } from './command.js'
 import { COMMANDS } from './commands.js'
 

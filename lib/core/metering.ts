@@ -1,28 +1,33 @@
+// lib/core/: the framework-free core: the Metering facade over the folders below.
 /**
  * The framework-free core: records usage synchronously on the request path, and flushes it to
  * Kinde on an interval, on demand and at close. Adapters (Fastify, Express) only translate a
  * finished request into `record()` calls and tie `close()` to their host's lifecycle.
  */
-import { Aggregator } from './aggregator.js'
-import { addMicros, formatMicros, isZero, toMicros, type Micros } from './decimal.js'
-import { DeadLetter } from './dead-letter.js'
-import { Delivery } from './delivery.js'
-import { DropReporter } from './drops.js'
-import { FeatureKinds } from './feature-kinds.js'
-import { SendGate, sleep } from './gate.js'
-import { KindeHttp } from './http.js'
-import { Journal } from './journal.js'
-import { KindeApi } from './kinde-api.js'
-import { consoleLogger } from './logger.js'
-import { resolveConfig, type CustomerOf, type MeteringConfig, type MeteringOptions } from './options.js'
-import { AgreementResolver } from './resolver.js'
-import { Counters, type FlushOutcome, type MeteringStats } from './stats.js'
-import { MemoryStore, type UsageStore } from './store.js'
-import { TokenProvider } from './token.js'
-import { describeReceived, isReference, MAX_REFERENCE_LENGTH, referenceId, referenceKind, referenceOf } from './reference.js'
-import { type CustomerRef, type DropReason, type Logger, type UsageEntry } from './types.js'
+import { exposeToAdapters } from './adapter-hooks.js'
+import { Aggregator } from './usage/aggregator.js'
+import { addMicros, formatMicros, isZero, toMicros } from './usage/decimal.js'
+import { DeadLetter } from './dead-letter/dead-letter.js'
+import { Delivery } from './delivery/deliver.js'
+import { Flusher, type CloseOutcome } from './delivery/flusher.js'
+import { DropReporter } from './report/drops.js'
+import { FeatureKinds } from './usage/feature-kinds.js'
+import { SendGate } from './delivery/gate.js'
+import { KindeHttp } from './kinde/http.js'
+import { Journal } from './journal/journal.js'
+import { KindeApi } from './kinde/api.js'
+import { consoleLogger } from './report/logger.js'
+import { resolveConfig, type MeteringConfig, type MeteringOptions } from './config/options.js'
+import { Refusals } from './report/refusals.js'
+import { AgreementResolver } from './kinde/resolver.js'
+import { Counters, type FlushOutcome, type MeteringStats } from './report/stats.js'
+import { MemoryStore, type UsageStore } from './store/usage-store.js'
+import { TokenProvider } from './kinde/token.js'
+import { isReference, MAX_REFERENCE_LENGTH, referenceId, referenceKind, referenceOf } from './usage/reference.js'
+import type { CustomerRef } from './usage/types.js'
 
 export { MAX_REFERENCE_LENGTH }
+export type { CloseOutcome }
 
 /** Pending pairs of overflowed usage itemized for `onDrop`; beyond that it is only counted. */
 const OVERFLOW_ITEMIZED = 10_000
@@ -32,78 +37,69 @@ const INVALID_FEATURE = `feature must be a Kinde billing feature code, a string 
 const INVALID_CUSTOMER = `customer must name exactly one of agreementId, customerId, userId or orgCode, as a string of 1 to ${MAX_REFERENCE_LENGTH} characters`
 const MIXED_KINDS = 'a feature is metered either with record() (delta) or with set() (absolute) in one process, and this one already was the other way'
 
-/** What `close()` delivered and dropped. */
-export interface CloseOutcome {
-  /** Records Kinde accepted during the close. */
-  sent: number
-  /** Records reported dropped during the close, whatever the reason. */
-  dropped: number
-  /** `dropped` by reason: `shutdown` when `shutdownTimeout` ran out, `rejected` when Kinde refused a record, and so on. */
-  droppedByReason: Record<DropReason, number>
-}
-
 /** Meters usage and delivers it to Kinde. One instance per server process. */
 export class Metering {
   /** The validated configuration. */
   readonly config: MeteringConfig
-  readonly #logger: Logger
   readonly #store: UsageStore
   readonly #local = new Aggregator()
   readonly #overflow = new Aggregator()
   readonly #counters = new Counters()
-  readonly #drops: DropReporter
+  readonly #refusals: Refusals
   readonly #http: KindeHttp
   readonly #tokens: TokenProvider
   readonly #resolver: AgreementResolver
-  readonly #delivery: Delivery
-  readonly #timer: NodeJS.Timeout
-  readonly #syncTimer: NodeJS.Timeout | undefined
+  readonly #flusher: Flusher
   readonly #journal: Journal | undefined
   readonly #deadLetter: DeadLetter | undefined
-  readonly #ready: Promise<void>
-  /** Pairs the local aggregator may hold: maxPendingKeys less what the store already holds. */
-  #capacity: number
-  #earlyFlushScheduled = false
-  #overflowLogged = false
-  readonly #invalidLogged = new Set<string>()
   readonly #featureKinds = new FeatureKinds()
   /** Epoch ms of the latest `set()`: values get non-decreasing times, so a clock stepping back never reorders them. */
   #lastSetAt = 0
-  #current: Promise<FlushOutcome> | undefined
-  #next: Promise<FlushOutcome> | undefined
   #closing: Promise<CloseOutcome> | undefined
   #closed = false
-  #shutdownDeadline = Infinity
 
   /**
    * @throws InvalidOptionError when an option is missing or invalid.
    */
   constructor (options: MeteringOptions<any>) {
     this.config = resolveConfig(options)
-    this.#logger = options.logger ?? consoleLogger
+    const logger = options.logger ?? consoleLogger
     this.#store = options.store ?? new MemoryStore()
-    this.#capacity = this.config.maxPendingKeys
+    this.#refusals = new Refusals(this.#counters, logger)
     this.#http = new KindeHttp(this.config.origin, { connections: this.config.concurrency, timeout: this.config.requestTimeout })
     this.#tokens = new TokenProvider(this.config, this.#http)
     const api = new KindeApi(this.#http, this.#tokens)
     this.#resolver = new AgreementResolver(api, this.config)
-    this.#deadLetter = this.config.deadLetter && new DeadLetter(this.config.deadLetter, this.#logger)
-    this.#drops = new DropReporter(this.#counters, this.#logger, this.config.onDrop, this.config.agreementCacheTtl, this.#deadLetter)
-    this.#delivery = new Delivery(this.config, api, this.#resolver, new SendGate(this.config.maxRequestsPerSecond),
-      this.#counters, this.#drops, this.#logger)
+    this.#deadLetter = this.config.deadLetter && new DeadLetter(this.config.deadLetter, logger)
+    const drops = new DropReporter(this.#counters, logger, this.config.onDrop, this.config.agreementCacheTtl, this.#deadLetter)
+    const delivery = new Delivery(this.config, api, this.#resolver, new SendGate(this.config.maxRequestsPerSecond),
+      this.#counters, drops, logger)
     this.#store.attach?.({
-      logger: this.#logger,
+      logger,
       ambiguous: this.config.ambiguous,
-      drop: (entries, reason, error) => { this.#drops.report(entries.map(entry => ({ entry, error })), reason) }
+      drop: (entries, reason, error) => { drops.report(entries.map(entry => ({ entry, error })), reason) }
     })
-    // Timers never keep the process alive, and are re-armed after each run so runs never overlap.
-    this.#timer = setTimeout(() => { void this.#timedFlush() }, this.config.flushInterval).unref()
-    this.#journal = this.config.journal && new Journal(this.config.journal, this.config.ambiguous === 'drop', this.#logger)
-    this.#ready = this.#recover()
-    const syncInterval = Math.min(this.#store.syncInterval ?? Infinity, this.config.journal?.syncInterval ?? Infinity)
-    if (syncInterval !== Infinity) {
-      this.#syncTimer = setInterval(() => { void this.#timedSync() }, syncInterval).unref()
-    }
+    this.#journal = this.config.journal && new Journal(this.config.journal, this.config.ambiguous === 'drop', logger)
+    this.#flusher = new Flusher({
+      config: this.config,
+      logger,
+      store: this.#store,
+      local: this.#local,
+      overflow: this.#overflow,
+      counters: this.#counters,
+      drops,
+      delivery,
+      journal: this.#journal,
+      deadLetter: this.#deadLetter
+    })
+    exposeToAdapters(this, {
+      recordAll: (customer, features, values, origin, requestId) => {
+        const now = Date.now()
+        for (let i = 0; i < features.length; i++) this.#record(customer, features[i], values[i], origin, now, requestId)
+      },
+      customerFailed: (error, origin) => { this.#refusals.customerFailed(error, origin) },
+      countStatusFailed: (error, origin) => { this.#refusals.countStatusFailed(error, origin) }
+    })
   }
 
   /**
@@ -117,16 +113,6 @@ export class Metering {
     return this.#record(customer, feature, value, origin, 0, requestId)
   }
 
-  /**
-   * Records the meters of one request: `values[i]` units of `features[i]` for `customer`, each
-   * exactly as {@link record} would, at one instant. Adapters use it: on this path the clock read
-   * costs as much as the rest of a record, so a request reads it once, not once per meter.
-   */
-  recordAll (customer: CustomerRef, features: readonly string[], values: readonly number[], origin = '', requestId?: string): void {
-    const now = Date.now()
-    for (let i = 0; i < features.length; i++) this.#record(customer, features[i], values[i], origin, now, requestId)
-  }
-
   /** `record()`, with the epoch ms of the usage given, or 0 to read the clock once the usage counts. */
   #record (customer: CustomerRef, feature: string, value: number, origin: string, at: number, requestId: unknown): boolean {
     if (this.#closed) {
@@ -134,22 +120,19 @@ export class Metering {
       return false
     }
     const micros = toMicros(value)
-    if (micros === -1) return this.#refuse('invalidValue', origin, feature, INVALID_VALUE, value, requestId)
-    if (!isReference(feature)) return this.#refuse('invalidFeature', origin, feature, INVALID_FEATURE, feature, requestId)
+    if (micros === -1) return this.#refusals.refuse('invalidValue', origin, feature, INVALID_VALUE, value, requestId)
+    if (!isReference(feature)) return this.#refusals.refuse('invalidFeature', origin, feature, INVALID_FEATURE, feature, requestId)
     const kind = referenceKind(customer)
-    if (kind === -1) return this.#refuse('invalidCustomer', origin, feature, INVALID_CUSTOMER, customer, requestId)
+    if (kind === -1) return this.#refusals.refuse('invalidCustomer', origin, feature, INVALID_CUSTOMER, customer, requestId)
     const id = referenceId(customer, kind)
-    if (!this.#featureKinds.claim(feature, false)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS, undefined, requestId)
+    if (!this.#featureKinds.claim(feature, false)) return this.#refusals.refuse('mixedKinds', origin, feature, MIXED_KINDS, undefined, requestId)
     if (isZero(micros)) return true
     const now = at === 0 ? Date.now() : at
-    if (!this.#local.add(kind, id, feature, micros, now, this.#capacity)) {
+    const capacity = this.#flusher.capacity
+    if (!this.#local.add(kind, id, feature, micros, now, capacity)) {
       if (!this.#overflow.add(kind, id, feature, micros, now, OVERFLOW_ITEMIZED)) this.#counters.dropped.overflow.add(1, micros)
     }
-    if (this.#local.size >= this.#capacity && !this.#earlyFlushScheduled) {
-      this.#earlyFlushScheduled = true
-      // Flushing frees room; it starts after this request, never inside it.
-      setImmediate(() => { void this.flush() })
-    }
+    if (this.#local.size >= capacity) this.#flusher.soon()
     return true
   }
 
@@ -168,67 +151,18 @@ export class Metering {
       return false
     }
     const micros = toMicros(value)
-    if (micros === -1) return this.#refuse('invalidValue', origin, feature, INVALID_VALUE, value)
-    if (!isReference(feature)) return this.#refuse('invalidFeature', origin, feature, INVALID_FEATURE, feature)
+    if (micros === -1) return this.#refusals.refuse('invalidValue', origin, feature, INVALID_VALUE, value)
+    if (!isReference(feature)) return this.#refusals.refuse('invalidFeature', origin, feature, INVALID_FEATURE, feature)
     const reference = referenceOf(customer)
-    if (reference === undefined) return this.#refuse('invalidCustomer', origin, feature, INVALID_CUSTOMER, customer)
-    if (!this.#featureKinds.claim(feature, true)) return this.#refuse('mixedKinds', origin, feature, MIXED_KINDS, undefined)
+    if (reference === undefined) return this.#refusals.refuse('invalidCustomer', origin, feature, INVALID_CUSTOMER, customer)
+    if (!this.#featureKinds.claim(feature, true)) return this.#refusals.refuse('mixedKinds', origin, feature, MIXED_KINDS, undefined)
     const at = this.#lastSetAt = Math.max(Date.now(), this.#lastSetAt)
-    if (!this.#local.set(reference.kind, reference.id, feature, micros, at, this.#capacity)) {
+    const capacity = this.#flusher.capacity
+    if (!this.#local.set(reference.kind, reference.id, feature, micros, at, capacity)) {
       if (!this.#overflow.set(reference.kind, reference.id, feature, micros, at, OVERFLOW_ITEMIZED)) this.#counters.dropped.overflow.add(1, 0)
     }
-    if (this.#local.size >= this.#capacity && !this.#earlyFlushScheduled) {
-      this.#earlyFlushScheduled = true
-      setImmediate(() => { void this.flush() })
-    }
+    if (this.#local.size >= capacity) this.#flusher.soon()
     return true
-  }
-
-  /**
-   * Asks an adapter's `customer` function who pays for `request` and hands the answer to `then`
-   * (at once, or when its promise resolves); `undefined` leaves the request unmetered. A throw or
-   * a rejection is counted and logged, never passed on to the request.
-   */
-  withCustomer<Request> (customerOf: CustomerOf<Request>, request: Request, origin: string, then: (customer: CustomerRef) => void): void {
-    let customer
-    try {
-      customer = customerOf(request)
-    } catch (error) {
-      this.customerFailed(error, origin)
-      return
-    }
-    if (customer === undefined) return
-    if (typeof (customer as Promise<unknown>).then === 'function') {
-      (customer as Promise<CustomerRef | undefined>).then(
-        resolved => { if (resolved !== undefined) then(resolved) },
-        error => { this.customerFailed(error, origin) })
-      return
-    }
-    then(customer as CustomerRef)
-  }
-
-  /**
-   * Counts a request whose `customer` function threw or rejected; logged once per origin.
-   * Adapters call it so the failure never reaches the request.
-   */
-  customerFailed (error: unknown, origin = ''): void {
-    this.#counters.refused.customerError++
-    const key = `customerError\n${origin}`
-    if (this.#invalidLogged.has(key)) return
-    this.#invalidLogged.add(key)
-    this.#logger.error({ err: error, origin }, 'kinde-metering: the customer function threw; the request was not metered')
-  }
-
-  /**
-   * Counts a response whose `countStatus` threw: it is not metered. Logged once per origin;
-   * adapters call it so the failure never reaches the request.
-   */
-  countStatusFailed (error: unknown, origin = ''): void {
-    this.#counters.refused.countStatusError++
-    const key = `countStatusError\n${origin}`
-    if (this.#invalidLogged.has(key)) return
-    this.#invalidLogged.add(key)
-    this.#logger.error({ err: error, origin }, 'kinde-metering: countStatus threw; the response was not metered')
   }
 
   /**
@@ -236,12 +170,7 @@ export class Metering {
    * runs another, so usage recorded before the call is included. Never rejects.
    */
   flush (): Promise<FlushOutcome> {
-    if (this.#current === undefined) return this.#startFlush()
-    this.#next ??= this.#current.then(() => {
-      this.#next = undefined
-      return this.#startFlush()
-    })
-    return this.#next
+    return this.#flusher.flush()
   }
 
   /**
@@ -249,7 +178,7 @@ export class Metering {
    * died left in its directory; the next flush delivers it. Resolves at once without a journal.
    */
   ready (): Promise<void> {
-    return this.#ready
+    return this.#flusher.ready
   }
 
   /**
@@ -294,179 +223,8 @@ export class Metering {
 
   async #close (): Promise<CloseOutcome> {
     this.#closed = true
-    clearTimeout(this.#timer)
-    clearInterval(this.#syncTimer)
-    this.#shutdownDeadline = Date.now() + this.config.shutdownTimeout
-    const outcome: CloseOutcome = { sent: 0, dropped: 0, droppedByReason: this.#droppedRecords() }
-    const droppedBefore = outcome.droppedByReason
-    // One drain up to the shutdown's deadline: each flush of the close waits every pause and backoff
-    // that ends before it; between flushes that delivered nothing, a backoff that is cut to the time left.
-    for (let idle = 0; ;) {
-      const flushed = await this.flush()
-      outcome.sent += flushed.sent
-      // A shared store keeps what remains for the rest of the fleet.
-      if (this.#store.shared === true || this.stats().pending.keys === 0) break
-      // Kinde asked for a pause that outlasts the deadline: nothing can go before it.
-      if (this.#delivery.blockedUntil() >= this.#shutdownDeadline) break
-      idle = flushed.sent > 0 ? 0 : idle + 1
-      if (idle > 0) {
-        const left = this.#shutdownDeadline - Date.now()
-        await sleep(Math.min(left, this.config.retry.maxDelay, this.config.retry.baseDelay * 2 ** (idle - 1)))
-      }
-      // No send starts after the deadline: what remains is reported now.
-      if (Date.now() >= this.#shutdownDeadline) break
-    }
-    if (this.#store.shared !== true) await this.#dropRemaining()
-    await this.#store.close?.()
-    await this.#journal?.close()
+    const outcome = await this.#flusher.close()
     await this.#http.close()
-    const droppedAfter = this.#droppedRecords()
-    for (const reason of Object.keys(droppedAfter) as DropReason[]) {
-      droppedAfter[reason] -= droppedBefore[reason]
-      outcome.dropped += droppedAfter[reason]
-    }
-    outcome.droppedByReason = droppedAfter
     return outcome
-  }
-
-  /** Records reported dropped so far, by reason. */
-  #droppedRecords (): Record<DropReason, number> {
-    const records = {} as Record<DropReason, number>
-    for (const reason of Object.keys(this.#counters.dropped) as DropReason[]) records[reason] = this.#counters.dropped[reason].records
-    return records
-  }
-
-  /** Reports everything still pending once shutdownTimeout ran out. */
-  async #dropRemaining (): Promise<void> {
-    // Only a store that is not shared gets here, and such a store always hands over a batch.
-    const { entries } = (await this.#store.take())!
-    this.#drops.report(entries.map(entry => ({ entry })), 'shutdown')
-    await this.#store.settle()
-    await this.#deadLetter?.written()
-    await this.#journal?.settled(entries, [])
-  }
-
-  #startFlush (): Promise<FlushOutcome> {
-    const flush = this.#runFlush().finally(() => {
-      // With a flush queued, this one stays current until the queued one starts: a caller resumed
-      // by this flush's end and calling flush() again must join the queued flush, not start a third
-      // beside it.
-      if (this.#current === flush && this.#next === undefined) this.#current = undefined
-    })
-    this.#current = flush
-    return flush
-  }
-
-  async #runFlush (): Promise<FlushOutcome> {
-    const startedAt = Date.now()
-    const outcome: FlushOutcome = { startedAt, durationMs: 0, sent: 0, pending: 0, dropped: 0, deliveredHere: false }
-    let sentMicros: Micros = 0
-    try {
-      this.#reportOverflow()
-      await this.#sync()
-      await this.#ready
-      await this.#recover()
-      const flushDeadline = startedAt + this.config.flushInterval
-      // Sends held (429 pause, refused token) past this flush's slot: pending usage waits for the
-      // pause where it is, rather than being taken and put back by flush after empty flush.
-      const held = !this.#closed && this.#delivery.blockedUntil() > flushDeadline
-      if (held) outcome.error = this.#delivery.lastFailure()
-      const batch = held ? undefined : await this.#store.take()
-      if (batch !== undefined) {
-        outcome.deliveredHere = true
-        const result = await this.#delivery.deliver(batch, {
-          // During the close its deadline is the only one, also for a flush begun before it.
-          deadline: () => this.#closed ? this.#shutdownDeadline : flushDeadline,
-          onSending: this.#journal?.sending.bind(this.#journal),
-          onSettled: this.#settled
-        })
-        outcome.sent = result.sent
-        sentMicros = result.sentMicros
-        outcome.dropped = result.dropped
-        outcome.pending = result.leftover.entries.length
-        if (result.failure !== undefined) outcome.error = result.failure
-        if (outcome.pending > 0) await this.#store.putBack(result.leftover)
-        await this.#store.settle()
-        // The journal forgets dropped usage only once the dead letter holds it.
-        await this.#deadLetter?.written()
-        await this.#journal?.settled(batch.entries, result.leftover.entries)
-      }
-    } catch (error) {
-      outcome.error = { kind: 'flush', message: (error as Error).message }
-      this.#logger.error({ err: error }, 'kinde-metering: flush failed; pending usage is kept for the next one')
-    }
-    this.#capacity = Math.max(0, this.config.maxPendingKeys - this.#store.pending().keys)
-    this.#earlyFlushScheduled = false
-    outcome.durationMs = Date.now() - startedAt
-    this.#counters.lastFlush = outcome
-    this.#logger.debug({ ...outcome }, 'kinde-metering: flush')
-    if (outcome.sent > 0 || outcome.dropped > 0) {
-      // Once per flush that did something: a user sees the plugin at work without per-request noise.
-      this.#logger.info({ records: outcome.sent, units: formatMicros(sentMicros), dropped: outcome.dropped, pending: outcome.pending, durationMs: outcome.durationMs },
-        `kinde-metering: flush sent ${outcome.sent} record(s)${outcome.dropped > 0 ? `, dropped ${outcome.dropped}` : ''}`)
-    }
-    return outcome
-  }
-
-  async #timedFlush (): Promise<void> {
-    await this.flush()
-    if (!this.#closed) this.#timer.refresh()
-  }
-
-  /**
-   * Moves local usage into the store between flushes. What the store then still holds in this
-   * process (a shared store while its backend is unreachable) counts against maxPendingKeys.
-   */
-  async #timedSync (): Promise<void> {
-    await this.#sync()
-    this.#capacity = Math.max(0, this.config.maxPendingKeys - this.#store.pending().keys)
-  }
-
-  /** Moves what was recorded locally into the store. */
-  async #sync (): Promise<void> {
-    const batch = this.#local.drain()
-    if (batch.entries.length === 0) return
-    this.#journal?.append(batch.entries)
-    await this.#store.add(batch)
-  }
-
-  /** Called as soon as a record needs no more delivery (accepted, or reported dropped): the store and the journal forget its usage at once. */
-  readonly #settled = (entries: UsageEntry[]): void => {
-    this.#store.settledEntries?.(entries)
-    this.#journal?.settledEntries(entries)
-  }
-
-  /** Takes over the journals of dead processes: their usage joins the store, for the next flush. */
-  async #recover (): Promise<void> {
-    if (this.#journal === undefined) return
-    const recovered = await this.#journal.recover()
-    this.#drops.report(recovered.ambiguous, 'ambiguous')
-    await this.#deadLetter?.written()
-    if (recovered.pending.entries.length > 0) await this.#store.add(recovered.pending)
-  }
-
-  /** Reports usage refused for want of room since the last flush: once per flush, never silently. */
-  #reportOverflow (): void {
-    const itemized = this.#overflow.drain()
-    if (itemized.entries.length === 0) return
-    this.#drops.report(itemized.entries.map(entry => ({ entry })), 'overflow')
-  }
-
-  /**
-   * Counts a refused recording and logs it once per counter, origin and feature, quoting what was
-   * `received` (but for `mixedKinds`, where nothing received is wrong). The message is built only
-   * when logged, never on the request path.
-   */
-  #refuse (counter: 'invalidValue' | 'invalidFeature' | 'invalidCustomer' | 'mixedKinds', origin: string, feature: unknown,
-    message: string, received: unknown, requestId?: unknown): false {
-    this.#counters.refused[counter]++
-    const key = `${counter}\n${origin}\n${String(feature)}`
-    if (!this.#invalidLogged.has(key) && this.#invalidLogged.size < 1000) {
-      this.#invalidLogged.add(key)
-      const fields = requestId === undefined ? { origin, feature } : { origin, feature, reqId: requestId }
-      const got = counter === 'mixedKinds' ? '' : `, got ${describeReceived(received)}`
-      this.#logger.warn(fields, `kinde-metering: usage not recorded: ${message}${got}`)
-    }
-    return false
   }
 }

@@ -1,3 +1,4 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * `checkKindeSetup()`: the checks `npx kinde-metering doctor` runs, in code, so a deploy script or
  * a health route can run them too. They record no usage: Kinde has no dry run for meter usage, so

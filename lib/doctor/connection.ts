@@ -1,12 +1,13 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * The first two checks, made by one token request through the plugin's own client: the domain
  * (well formed, and answering as a Kinde business) and the credentials (a token is issued).
  */
-import { InvalidOptionError, TokenError } from '../core/errors.js'
-import { KindeHttp } from '../core/http.js'
-import { KindeApi } from '../core/kinde-api.js'
-import { resolveConfig, resolveOrigin } from '../core/options.js'
-import { TokenProvider } from '../core/token.js'
+import { InvalidOptionError, TokenError } from '../core/report/errors.js'
+import { KindeHttp } from '../core/kinde/http.js'
+import { KindeApi } from '../core/kinde/api.js'
+import { resolveConfig, resolveOrigin } from '../core/config/options.js'
+import { TokenProvider } from '../core/kinde/token.js'
 import type { SetupCheckOptions } from './options.js'
 import type { SetupCheck } from './report.js'
 

@@ -1,12 +1,13 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * One check per customer × feature: resolved the way the plugin resolves it (user or organization
  * → billing customer → the first unexpired agreement that includes the feature), with the
  * agreement found or why there is none.
  */
-import { KindeApiError } from '../core/errors.js'
-import type { Agreement, KindeApi } from '../core/kinde-api.js'
-import { activeAgreement } from '../core/resolver.js'
-import type { CustomerRef } from '../core/types.js'
+import { KindeApiError } from '../core/report/errors.js'
+import type { Agreement, KindeApi } from '../core/kinde/api.js'
+import { activeAgreement } from '../core/kinde/resolver.js'
+import type { CustomerRef } from '../core/usage/types.js'
 import { describeCustomer, type SetupCheck } from './report.js'
 import { GRANT_SCOPES, SCOPES } from './scopes.js'
 

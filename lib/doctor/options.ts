@@ -1,10 +1,11 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * What a setup check is asked to verify, validated once: invalid input throws an
  * {@link InvalidOptionError} naming the option, before anything is sent to Kinde.
  */
-import { InvalidOptionError } from '../core/errors.js'
+import { InvalidOptionError } from '../core/report/errors.js'
 import { MAX_REFERENCE_LENGTH } from '../core/metering.js'
-import { REF_FIELDS, type CustomerRef } from '../core/types.js'
+import { REF_FIELDS, type CustomerRef } from '../core/usage/types.js'
 
 /** Options of {@link checkKindeSetup}. */
 export interface SetupCheckOptions {

@@ -1,8 +1,9 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * The shape of a setup check's answer: one line per check, in the order they ran, each saying
  * what was found and, when it failed, what to do.
  */
-import type { CustomerRef } from '../core/types.js'
+import type { CustomerRef } from '../core/usage/types.js'
 
 /** `pass`: verified; `fail`: Kinde will not accept the usage as set up; `warn`: could not be verified. */
 export type CheckStatus = 'pass' | 'fail' | 'warn'

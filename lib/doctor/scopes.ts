@@ -1,8 +1,9 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * The scopes check: what the token carries against what the customers to resolve need. Only
  * `create:meter_usage` is needed to send usage; each customer kind needs its look-ups' scopes.
  */
-import { RefKind, REF_FIELDS, type CustomerRef } from '../core/types.js'
+import { RefKind, REF_FIELDS, type CustomerRef } from '../core/usage/types.js'
 import type { SetupCheck } from './report.js'
 
 /** The scope each Management API call the plugin makes needs. */

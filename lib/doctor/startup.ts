@@ -1,11 +1,12 @@
+// lib/doctor/: the setup check: options, connection, scopes and customers, reported without sending usage.
 /**
  * The adapters' `checkSetup` option: runs the setup check in the background when the plugin
  * starts (it calls Kinde, so it is off by default and never delays start-up) and logs its summary
  * through the app's logger.
  */
-import { InvalidOptionError } from '../core/errors.js'
-import type { MeteringOptions } from '../core/options.js'
-import type { CustomerRef, Logger } from '../core/types.js'
+import { InvalidOptionError } from '../core/report/errors.js'
+import type { MeteringOptions } from '../core/config/options.js'
+import type { CustomerRef, Logger } from '../core/usage/types.js'
 import { checkKindeSetup } from './check-setup.js'
 import { resolveTargets } from './options.js'
 import type { SetupReport } from './report.js'

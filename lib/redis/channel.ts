@@ -1,10 +1,11 @@
+// lib/redis/: the shared Redis store: its scripts, key layout and the take/settle over them.
 /**
  * How the Redis store talks to Redis: each script bounded by a timeout, nothing new sent while a
  * timed-out command is still unanswered (it may yet run), and each outage logged once, when it
  * starts, and once more when Redis answers again.
  */
-import { KindeMeteringError } from '../core/errors.js'
-import type { Logger } from '../core/types.js'
+import { KindeMeteringError } from '../core/report/errors.js'
+import type { Logger } from '../core/usage/types.js'
 import { runScript, type Script, type ScriptClient } from './scripts.js'
 
 /** Runs the store's scripts on the application's client. */
@@ -47,7 +48,7 @@ export class RedisChannel {
 
   /**
    * Deletes hash fields without waiting or retrying: for work whose loss only costs a repeat
-   * (see `RedisStore.delivered`).
+   * (see `RedisStore.settledEntries`).
    */
   forget (key: string, fields: string[]): void {
     this.#client.hdel(key, fields).catch(ignore)

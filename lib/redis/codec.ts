@@ -1,11 +1,12 @@
+// lib/redis/: the shared Redis store: its scripts, key layout and the take/settle over them.
 /**
  * Usage entries to and from the fields of a Redis usage hash (layout in `scripts.ts`): amounts
  * split at 10^12 micros into an integer low part and a decimal high part, exactly, whatever
  * their size; absolute values as one field of their time, origin and micros.
  */
-import type { UsageBatch } from '../core/aggregator.js'
-import type { Micros } from '../core/decimal.js'
-import type { RefKind, UsageEntry } from '../core/types.js'
+import type { UsageBatch } from '../core/usage/aggregator.js'
+import type { Micros } from '../core/usage/decimal.js'
+import type { RefKind, UsageEntry } from '../core/usage/types.js'
 import { LOW_BASE } from './scripts.js'
 
 const BIG_BASE = BigInt(LOW_BASE)

@@ -1,3 +1,4 @@
+// lib/redis/: the shared Redis store: its scripts, key layout and the take/settle over them.
 /**
  * The Lua scripts behind the Redis store, each one atomic in Redis, and how they are run.
  *

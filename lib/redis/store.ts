@@ -1,3 +1,4 @@
+// lib/redis/: the shared Redis store: its scripts, key layout and the take/settle over them.
 /**
  * The Redis store: every instance of a fleet merges its sums into one Redis hash, and the one
  * instance holding the lease delivers them, so Kinde sees one record per (customer, feature) per
@@ -9,20 +10,16 @@
  * what a holder that died mid-flush left behind.
  */
 import { randomUUID } from 'node:crypto'
-import { Aggregator, type UsageBatch } from '../core/aggregator.js'
-import { addMicros, formatMicros, type Micros } from '../core/decimal.js'
-import { InvalidOptionError } from '../core/errors.js'
-import type { StoreContext, StorePending, UsageStore } from '../core/store.js'
-import type { UsageEntry } from '../core/types.js'
-import { ignore, RedisChannel } from './channel.js'
+import { deltaMicros, type UsageBatch } from '../core/usage/aggregator.js'
+import { formatMicros } from '../core/usage/decimal.js'
+import { InvalidOptionError } from '../core/report/errors.js'
+import type { StoreContext, StorePending, UsageStore } from '../core/store/usage-store.js'
+import type { UsageEntry } from '../core/usage/types.js'
+import { RedisChannel } from './channel.js'
 import { decodeHash, encodeEntries, fieldsOf } from './codec.js'
-import { LEASE, MERGE_BATCH, SETTLE, TAKE, type ScriptClient } from './scripts.js'
-
-/** Pairs per merge script: larger batches are split so no script holds Redis for long. */
-const MERGE_CHUNK = 1000
-
-/** How long Redis remembers an instance's last merged batch number: longer than any outage it rides out. */
-const SEEN_TTL = 24 * 60 * 60 * 1000 // 24 h
+import { Lease } from './lease.js'
+import { MergeOutbox } from './outbox.js'
+import { SETTLE, TAKE, type ScriptClient } from './scripts.js'
 
 /** The validated settings of a {@link RedisStore}. */
 export interface RedisStoreConfig {
@@ -31,13 +28,6 @@ export interface RedisStoreConfig {
   readonly syncInterval: number
   readonly leaseTtl: number
   readonly timeout: number
-}
-
-/** Usage drained from this instance, numbered so Redis merges it once however often it is sent. */
-interface Outgoing {
-  number: number
-  entries: UsageEntry[]
-  oldest: number
 }
 
 /** A take under way, until it settles. */
@@ -51,13 +41,6 @@ interface Take {
   owns: boolean
   /** Whether a settle was sent before (and may have run without answering). */
   settling: boolean
-}
-
-/** The sum of the deltas among `entries`: an absolute value is a level, not an amount. */
-function total (entries: UsageEntry[], start: Micros = 0): Micros {
-  let sum = start
-  for (const entry of entries) if (entry.absolute !== true) sum = addMicros(sum, entry.micros)
-  return sum
 }
 
 /** Pending usage shared by a fleet through Redis. Create it with `redisStore()`. */
@@ -74,19 +57,12 @@ export class RedisStore implements UsageStore {
   readonly #keys: { live: string, lease: string, inflight: string, seq: string, seen: string, snapshot: string }
   #context = undefined as unknown as StoreContext
   #attached = false
-  /** Recorded here and not yet sent to Redis. */
-  readonly #unsynced = new Aggregator()
-  /** Waiting for Redis to confirm, in order: only the first can have been sent. */
-  #outbox: Outgoing[] = []
-  #merges = 0
-  #pushes: Promise<void> = Promise.resolve()
-  /** Sends again after a failure, new usage or not. */
-  #retry: NodeJS.Timeout | undefined
+  readonly #outbox: MergeOutbox
+  readonly #lease: Lease
   #takes = 0
   #take: Take | undefined
   /** A take whose settle Redis did not confirm: settled again before the next take. */
   #unsettled: Take | undefined
-  #renewal: NodeJS.Timeout | undefined
   readonly #recovered = { snapshots: 0, entries: 0 }
 
   constructor (config: RedisStoreConfig) {
@@ -102,10 +78,12 @@ export class RedisStore implements UsageStore {
       seen: `${prefix}seen:${this.instanceId}`,
       snapshot: `${prefix}snapshot:`
     }
+    this.#outbox = new MergeOutbox(this.#redis, [this.#keys.live, this.#keys.seen], this.instanceId, this.syncInterval)
+    this.#lease = new Lease(this.#redis, this.#keys.lease, this.instanceId, this.#leaseTtl)
   }
 
   /** Whether this instance holds the lease: it delivers the fleet's usage. */
-  get isLeader (): boolean { return this.#renewal !== undefined }
+  get isLeader (): boolean { return this.#lease.held }
 
   /** False from a failed Redis command until one succeeds again. */
   get isAvailable (): boolean { return this.#redis.available }
@@ -133,8 +111,7 @@ export class RedisStore implements UsageStore {
 
   /** Keeps the batch in memory and sends it, with anything kept earlier, to Redis. Never rejects. */
   add (batch: UsageBatch): Promise<void> {
-    this.#unsynced.merge(batch)
-    return this.#send()
+    return this.#outbox.add(batch)
   }
 
   /**
@@ -154,10 +131,10 @@ export class RedisStore implements UsageStore {
       return undefined
     }
     if (reply === null) {
-      this.#follow()
+      this.#lease.follow()
       return undefined
     }
-    this.#lead()
+    this.#lease.lead()
     const take: Take = { id, from: new Map(), leftover: [], oldest: Infinity, owns: false, settling: false }
     const entries: UsageEntry[] = []
     let oldest = Infinity
@@ -216,13 +193,14 @@ export class RedisStore implements UsageStore {
 
   /** What this instance holds in memory: not yet merged into Redis, or put back and not yet settled. */
   pending (): StorePending {
-    let keys = this.#unsynced.size
-    let micros = this.#unsynced.total()
-    let oldest = this.#unsynced.oldest
-    const held = this.#unsettled === undefined ? this.#outbox : [...this.#outbox, { entries: this.#unsettled.leftover, oldest: this.#unsettled.oldest }]
+    const { unsynced, outgoing } = this.#outbox.held()
+    let keys = unsynced.size
+    let micros = unsynced.total()
+    let oldest = unsynced.oldest
+    const held = this.#unsettled === undefined ? outgoing : [...outgoing, { entries: this.#unsettled.leftover, oldest: this.#unsettled.oldest }]
     for (const batch of held) {
       keys += batch.entries.length
-      micros = total(batch.entries, micros)
+      micros = deltaMicros(batch.entries, micros)
       oldest = Math.min(oldest, batch.oldest)
     }
     return { keys, micros, oldest }
@@ -235,50 +213,13 @@ export class RedisStore implements UsageStore {
    * client.
    */
   async close (): Promise<void> {
-    this.#follow()
-    await this.#pushes
-    clearTimeout(this.#retry)
-    // When Redis is unreachable the lease expires on its own after leaseTtl.
-    await this.#redis.run(LEASE, [this.#keys.lease], [this.instanceId, '0']).catch(ignore)
-    const [unconfirmed, ...waiting] = this.#outbox
-    this.#outbox = []
-    let unsent = this.#unsynced.drain().entries
-    for (const outgoing of waiting) unsent = unsent.concat(outgoing.entries)
-    if (unconfirmed !== undefined) {
-      this.#context.drop(unconfirmed.entries, 'ambiguous', { message: 'Redis did not confirm this merge before close: another instance may deliver it' })
+    this.#lease.follow()
+    const { unconfirmed, unsent } = await this.#outbox.close()
+    await this.#lease.release()
+    if (unconfirmed.length > 0) {
+      this.#context.drop(unconfirmed, 'ambiguous', { message: 'Redis did not confirm this merge before close: another instance may deliver it' })
     }
     if (unsent.length > 0) this.#context.drop(unsent, 'shutdown', { message: 'Redis was unreachable until close' })
-  }
-
-  #send (): Promise<void> {
-    // Sends run one at a time, in order: Redis deduplicates a resent batch by its number.
-    this.#pushes = this.#pushes.then(() => this.#push())
-    return this.#pushes
-  }
-
-  /** Sends what is kept, oldest first, until all is merged or Redis fails. */
-  async #push (): Promise<void> {
-    for (;;) {
-      if (this.#outbox.length === 0) {
-        if (this.#unsynced.size === 0) return
-        const { entries, oldest } = this.#unsynced.drain()
-        for (let i = 0; i < entries.length; i += MERGE_CHUNK) {
-          this.#outbox.push({ number: ++this.#merges, entries: entries.slice(i, i + MERGE_CHUNK), oldest })
-        }
-      }
-      const outgoing = this.#outbox[0]
-      try {
-        await this.#redis.run(MERGE_BATCH, [this.#keys.live, this.#keys.seen],
-          [outgoing.number, SEEN_TTL, outgoing.oldest, ...encodeEntries(outgoing.entries, this.instanceId)])
-      } catch {
-        this.#retry ??= setTimeout(() => {
-          this.#retry = undefined
-          void this.#send()
-        }, this.syncInterval).unref()
-        return
-      }
-      this.#outbox.shift()
-    }
   }
 
   async #settle (take: Take): Promise<boolean> {
@@ -309,24 +250,8 @@ export class RedisStore implements UsageStore {
       if (sums.length > 0) this.#context.drop(sums, 'ambiguous', { message: 'taken by an instance that stopped mid-flush: it may have been delivered' })
       return
     }
-    this.#context.logger.warn({ records: entries.length, units: formatMicros(total(entries)) },
+    this.#context.logger.warn({ records: entries.length, units: formatMicros(deltaMicros(entries)) },
       'kinde-metering: delivering usage that an instance took and did not finish delivering (it stopped or lost the Redis lease); ' +
       'what it had in flight may count twice')
-  }
-
-  /** Holds the lease: renews it a few times per leaseTtl until it is lost or the store closes. */
-  #lead (): void {
-    this.#renewal ??= setInterval(() => { void this.#renew() }, this.#leaseTtl / 3).unref()
-  }
-
-  #follow (): void {
-    clearInterval(this.#renewal)
-    this.#renewal = undefined
-  }
-
-  async #renew (): Promise<void> {
-    // A failed renewal is retried at the next tick; the lease lasts three of them.
-    const held = await this.#redis.run(LEASE, [this.#keys.lease], [this.instanceId, this.#leaseTtl]).catch(ignore)
-    if (held === 0) this.#follow()
   }
 }

@@ -12,8 +12,9 @@
  * Prints one JSON line `{ "step": i, "stats": … }` per step, then `{ "ready": true }`, and stays
  * alive until killed.
  */
-import { Journal, resolveJournalConfig } from '../../lib/core/journal.js'
-import type { UsageEntry } from '../../lib/core/types.js'
+import { Journal } from '../../lib/core/journal/journal.js'
+import { resolveJournalConfig } from '../../lib/core/config/journal-options.js'
+import type { UsageEntry } from '../../lib/core/usage/types.js'
 
 type Tuple = [number, string, string, number | string, number, 1?]
 type Step = { append: Tuple[] } | { take: Tuple[] } | { send: number[] } | { deliver: number[] } | { settle: number[] }

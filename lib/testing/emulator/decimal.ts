@@ -1,7 +1,7 @@
 /**
  * The emulator's own exact decimals, for summing the meter values Kinde receives.
  *
- * Deliberately not lib/core/decimal.ts: the emulator is the oracle that tests of the package's
+ * Deliberately not lib/core/usage/decimal.ts: the emulator is the oracle that tests of the package's
  * arithmetic are judged by, and an oracle sharing that arithmetic would agree with its bugs. So it
  * uses another representation too (a bigint over any scale, where the core uses micro-units).
  * @module

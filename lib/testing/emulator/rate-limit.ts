@@ -1,7 +1,7 @@
 /**
  * The emulator's rate limiter on `/api/*`: a token bucket, as Kinde runs one in front of its API.
  *
- * Deliberately not the package's own limiter (lib/core/gate.ts): the emulator plays the server a
+ * Deliberately not the package's own limiter (lib/core/delivery/gate.ts): the emulator plays the server a
  * client's pacing is tested against, and a server sharing the client's bucket code would agree
  * with its mistakes instead of catching them.
  * @module
