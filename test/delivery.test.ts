@@ -221,10 +221,10 @@ t.test('a Kinde outage of several flushes, then recovery: everything delivered, 
   t.equal(core.stats().pending.keys, 3)
   t.equal(core.stats().pending.units, '6')
   // The stats read the clock once, between these two reads: the age is bounded on both sides.
-  const before = Date.now()
+  const readFrom = Date.now()
   const age = core.stats().oldestPendingAgeMs
-  const after = Date.now()
-  t.ok(age > 0 && age >= before - firstFlushAt && age <= after - recordedAt, `the oldest pending usage is as old as its first record (${age} ms)`)
+  const readTo = Date.now()
+  t.ok(age > 0 && age >= readFrom - firstFlushAt && age <= readTo - recordedAt, `the oldest pending usage is as old as its first record (${age} ms)`)
   kinde.clearFaults()
   const before = kinde.records.length
   const outcome = await core.flush()
