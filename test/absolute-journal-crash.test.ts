@@ -4,13 +4,11 @@
  * end, for every agreement, with a value that was set, never older than the last one the journal
  * had made durable (acknowledged more than one batch interval before the kill).
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { readdir } from 'node:fs/promises'
 import { Pool } from 'undici'
-import type { KindeEmulator } from '../lib/testing.js'
 import { emulator } from './fixtures.js'
-import { startChild, type Child } from './journal/children.js'
-import type { ServerConfig } from './journal/server.js'
+import { startJournalServer } from './journal/children.js'
 
 const SYNC_INTERVAL = 50 // ms
 /** Scheduling slack on a busy machine, beyond the batch interval: timers fire late, writes take time. */
@@ -41,16 +39,6 @@ async function load (port: number, acks: Acks[]): Promise<void> {
   await pool.destroy()
 }
 
-function startServer (t: Test, kinde: KindeEmulator, dir: string, ambiguous: 'retry' | 'drop'): Child {
-  const config: ServerConfig = {
-    kinde: { url: kinde.url, clientId: kinde.clientId, clientSecret: kinde.clientSecret },
-    dir,
-    ambiguous,
-    syncInterval: SYNC_INTERVAL,
-    flushInterval: 150
-  }
-  return startChild(t, 'server.ts', [JSON.stringify(config)])
-}
 
 for (const [trial, ambiguous] of (['retry', 'drop', 'retry'] as const).entries()) {
   t.test(`trial ${trial + 1}, ambiguous: ${ambiguous}: killed at a random moment, Kinde ends with a value set, never older than the durable one`, async t => {
@@ -59,7 +47,7 @@ for (const [trial, ambiguous] of (['retry', 'drop', 'retry'] as const).entries()
     // Sends take a while, so that kills often land in the middle of a flush.
     kinde.fault({ kind: 'delay', delayMs: 15, probability: 1 })
 
-    const first = startServer(t, kinde, dir, ambiguous)
+    const first = startJournalServer(t, kinde, SYNC_INTERVAL, dir, ambiguous)
     const { port } = await first.next('port')
     const acks: Acks[] = Array.from({ length: AGREEMENTS }, () => ({ values: [], at: [], requested: 0 }))
     const loaded = load(port, acks)
@@ -68,7 +56,7 @@ for (const [trial, ambiguous] of (['retry', 'drop', 'retry'] as const).entries()
     await first.kill()
     await loaded
 
-    const second = startServer(t, kinde, dir, ambiguous)
+    const second = startJournalServer(t, kinde, SYNC_INTERVAL, dir, ambiguous)
     const { recovered } = await second.next('recovered')
     second.process.kill('SIGTERM')
     await second.next('closed')

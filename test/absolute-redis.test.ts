@@ -9,7 +9,7 @@ import { Metering, type DroppedRecord, type Logger } from '../lib/index.js'
 import { redisStore } from '../lib/redis.js'
 import { MERGE_BATCH, runScript, SETTLE, type ScriptClient } from '../lib/redis/scripts.js'
 import type { KindeEmulator } from '../lib/testing.js'
-import { emulator, memoryLogger } from './fixtures.js'
+import { coreOn, emulator, memoryLogger } from './fixtures.js'
 import { startRedisServer, waitFor } from './helpers/redis-server.js'
 
 const server = await startRedisServer()
@@ -25,17 +25,7 @@ function connect (t: Test): Redis {
 
 /** One instance of a fleet on the emulator, with its own client and store; closed at teardown. */
 function member (t: Test, kinde: KindeEmulator, prefix: string, logger: Logger = memoryLogger().logger): Metering {
-  const metering = new Metering({
-    domain: kinde.url,
-    clientId: kinde.clientId,
-    clientSecret: kinde.clientSecret,
-    flushInterval: 3_600_000,
-    retry: { baseDelay: 1, maxDelay: 5 },
-    logger,
-    store: redisStore({ client: connect(t), prefix, syncInterval: 3_600_000 })
-  })
-  t.teardown(() => metering.close())
-  return metering
+  return coreOn(t, kinde, { logger, store: redisStore({ client: connect(t), prefix, syncInterval: 3_600_000 }) })
 }
 
 t.test('values set on two instances: the latest reaches Kinde as one absolute record, sums beside it exact', async t => {

@@ -11,15 +11,14 @@
  *   under `ambiguous: 'retry'`, reported under `'drop'`), plus requests it counted whose
  *   responses never reached the client.
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readDeadLetter } from '../lib/core/dead-letter/file.js'
 import { Pool } from 'undici'
 import type { KindeEmulator } from '../lib/testing.js'
 import { emulator } from './fixtures.js'
-import { startChild, type Child } from './journal/children.js'
-import type { ServerConfig } from './journal/server.js'
+import { startJournalServer } from './journal/children.js'
 
 const SYNC_INTERVAL = 50 // ms
 const CONNECTIONS = 8
@@ -64,16 +63,6 @@ async function load (port: number, acks: number[], random: () => number, onAck: 
   await pool.destroy()
 }
 
-function startServer (t: Test, kinde: KindeEmulator, dir: string, ambiguous: 'retry' | 'drop'): Child {
-  const config: ServerConfig = {
-    kinde: { url: kinde.url, clientId: kinde.clientId, clientSecret: kinde.clientSecret },
-    dir,
-    ambiguous,
-    syncInterval: SYNC_INTERVAL,
-    flushInterval: 150
-  }
-  return startChild(t, 'server.ts', [JSON.stringify(config)])
-}
 
 for (const [trial, ambiguous] of (['retry', 'drop', 'retry', 'drop'] as const).entries()) {
   const seed = 1_000 + trial
@@ -84,7 +73,7 @@ for (const [trial, ambiguous] of (['retry', 'drop', 'retry', 'drop'] as const).e
     // Sends take a while, so that kills often land in the middle of a flush.
     kinde.fault({ kind: 'delay', delayMs: 15, probability: 1 })
 
-    const first = startServer(t, kinde, dir, ambiguous)
+    const first = startJournalServer(t, kinde, SYNC_INTERVAL, dir, ambiguous)
     const { port } = await first.next('port')
     const acks: number[] = []
     // The moment of the kill is drawn as a count of acknowledged requests, so it falls at the
@@ -98,7 +87,7 @@ for (const [trial, ambiguous] of (['retry', 'drop', 'retry', 'drop'] as const).e
     await first.kill()
     await loaded
 
-    const second = startServer(t, kinde, dir, ambiguous)
+    const second = startJournalServer(t, kinde, SYNC_INTERVAL, dir, ambiguous)
     const { recovered } = await second.next('recovered')
     second.process.kill('SIGTERM')
     await second.next('closed')

@@ -8,6 +8,8 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import type { KindeEmulator } from '../../lib/testing.js'
+import type { ServerConfig } from './server.js'
 
 /** A child process and the JSON lines it printed, in order. */
 export interface Child {
@@ -67,4 +69,19 @@ export async function deadJournal (t: Test, dir: string, steps: unknown[]): Prom
   await child.next('ready')
   await child.kill()
   return child.lines.filter(line => 'step' in line).map(line => line.stats)
+}
+
+/**
+ * Starts `server.ts`: a metered Fastify app with a journal in `dir` on the emulator, flushing
+ * every 150 ms, its journal batched every `syncInterval` ms; killed at teardown if still running.
+ */
+export function startJournalServer (t: Test, kinde: KindeEmulator, syncInterval: number, dir: string, ambiguous: 'retry' | 'drop'): Child {
+  const config: ServerConfig = {
+    kinde: { url: kinde.url, clientId: kinde.clientId, clientSecret: kinde.clientSecret },
+    dir,
+    ambiguous,
+    syncInterval,
+    flushInterval: 150
+  }
+  return startChild(t, 'server.ts', [JSON.stringify(config)])
 }
