@@ -7,8 +7,8 @@
 export default {
   testRunner: 'tap',
   tap: {
-    // Tests of the package as built (dist/), of types, and of the benchmark never load a mutant.
-    testFiles: ['test/!(pack|types|demo|examples|example-express|bench).test.ts'],
+    // test/project/ tests the package as a whole (built dist/, types, README, bench): no mutant loads there.
+    testFiles: ['test/!(project)/**/*.test.ts'],
     nodeArgs: ['--import', 'tsx', '-r', '{{hookFile}}', '{{testFile}}'],
     forceBail: true
   },

@@ -3,7 +3,7 @@
  * (every instance sends its own record per customer and feature) or sharing one Redis store (one
  * record per customer and feature for the whole fleet), and what Kinde receives.
  *
- * Each instance is a process (`test/fleet/instance.ts`, the plugin from lib/ through tsx) metering
+ * Each instance is a process (`test/redis/fleet/instance.ts`, the plugin from lib/ through tsx) metering
  * two features per request for 50 customers, flushing every second; autocannon drives all three at
  * once from this process (after a one-second unmetered warm-up), which also runs the Kinde
  * emulator. Kinde calls include the final flush at close. Throughput shares two cores with the
@@ -14,7 +14,7 @@
 import autocannon from 'autocannon'
 import { pathToFileURL } from 'node:url'
 import { startKindeEmulator } from '../lib/testing.js'
-import { startFleet, type Instance } from '../test/fleet/instances.js'
+import { startFleet, type Instance } from '../test/redis/fleet/instances.js'
 import { startRedisServer, type RedisServer } from '../test/helpers/redis-server.js'
 
 /** One measured configuration. */

@@ -1,6 +1,6 @@
 /**
  * Which Express the Express tests run on: 5 (`express`), or 4 (the `express4` dev-dependency
- * alias) once {@link useExpress4} ran, as test/express4.test.ts and test/example-express4.test.ts
+ * alias) once {@link useExpress4} ran, as test/adapters/express4.test.ts and test/project/example-express4.test.ts
  * do before loading the tests they repeat. The peer range is `^4.21.0 || ^5.0.0`: both are tested.
  *
  * Express 4 is had by a module resolve hook (./express4-hooks.mjs) that hands `express4` to every

@@ -1,5 +1,5 @@
 /**
- * README's TypeScript blocks, as test/readme.test.ts checks them: where each is in README, how it
+ * README's TypeScript blocks, as test/project/readme.test.ts checks them: where each is in README, how it
  * is to be checked (the `<!-- readme-check: … -->` comment right before its fence), and the
  * source file it becomes.
  */
