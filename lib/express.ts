@@ -60,18 +60,40 @@ declare global {
   }
 }
 
-/** On `res`: the adapter of the kindeMetering middleware that saw the request. */
+/**
+ * The adapter of a kindeMetering middleware, kept on the response prototype of the Express app
+ * whose requests it sees (Express gives each app its own, `app.response`), or on `res` itself when
+ * another middleware already holds that app's prototype. An own property on every `res` is what
+ * made the middleware cost several times a trivial one: Express's own response code then ran on
+ * objects of a new shape.
+ */
 const kAdapter = Symbol('kinde-metering.adapter')
-/** On `res`: `performance.now()` when the middleware saw the request, for `durationMs`. */
+/** On `res`, only while some `meter()` meters `durationMs`: `performance.now()` when the middleware saw the request. */
 const kStart = Symbol('kinde-metering.start')
-/** On `res`: the body byte counter of a route metering `responseBytes`. */
-const kBodyBytes = Symbol('kinde-metering.bodyBytes')
 
 interface MeteredResponse extends Response {
   [kAdapter]?: ExpressAdapter
-  [kStart]: number
-  [kBodyBytes]?: BodyBytes
+  [kStart]?: number
 }
+
+/** An Express app as its `app.response` shows it: Express 4 and 5 both link mounted apps to their parent. */
+interface AppOfResponse { response: object, parent?: AppOfResponse }
+
+/**
+ * The adapter of the middleware that saw this request: on `res` or its app's response prototype,
+ * else on the app a mounted sub-app hangs from (a sub-app swaps the prototype of `res` for its own).
+ */
+function adapterOf (res: MeteredResponse): ExpressAdapter | undefined {
+  const adapter = res[kAdapter]
+  if (adapter !== undefined) return adapter
+  for (let app = (res as unknown as { app?: AppOfResponse }).app?.parent; app !== undefined; app = app.parent) {
+    if (Object.hasOwn(app.response, kAdapter)) return (app.response as MeteredResponse)[kAdapter]
+  }
+  return undefined
+}
+
+/** How many `meter()` routes meter `durationMs`: only then does the middleware note when it saw a request. */
+let timedRoutes = 0
 
 /** Bounded (one per route and method) so the core's log-once sets stay small. */
 function originOf (req: Request): string {
@@ -92,8 +114,8 @@ function customerFromAuth (req: Request): CustomerRef | undefined {
 /** The built-in values as an Express request and response give them. */
 const expressReads: ResponseReads<Request, MeteredResponse> = {
   method: req => req.method,
-  durationMs: (_req, res) => performance.now() - res[kStart],
-  responseBytes: (_req, res) => res[kBodyBytes]!.read(res),
+  durationMs: (_req, res) => performance.now() - res[kStart]!,
+  responseBytes: (_req, res, bodyBytes) => bodyBytes!.read(res),
   requestBytes: req => Number(req.headers['content-length'] ?? 0),
   requestId: requestIdOf
 }
@@ -127,8 +149,8 @@ class ExpressAdapter {
 
   /** Records the route's meters when the response finishes; a response that never finishes records nothing. */
   track (req: Request, res: MeteredResponse, route: MeteredRoute<Request, MeteredResponse>, countBytes: boolean): void {
-    if (countBytes) res[kBodyBytes] = new BodyBytes(res)
-    res.on('finish', () => { this.#requestMeter.finished(route, originOf(req), req, res, res.statusCode) })
+    const bodyBytes = countBytes ? new BodyBytes(res) : undefined
+    res.on('finish', () => { this.#requestMeter.finished(route, originOf(req), req, res, res.statusCode, bodyBytes) })
   }
 }
 
@@ -136,9 +158,39 @@ class ExpressAdapter {
 function meterNow (this: MeteredResponse, feature: string, value: number): MeteredResponse {
   const req = this.req
   const origin = originOf(req)
-  const adapter = this[kAdapter]!
-  adapter.withCustomer(req, origin, customer => adapter.metering.record(customer, feature, value, origin, requestIdOf(req)))
+  const adapter = adapterOf(this)
+  if (adapter === undefined) {
+    if (!warnedResMeter) warnNoMiddleware(`res.meter() on ${origin}`)
+    warnedResMeter = true
+  } else adapter.withCustomer(req, origin, customer => adapter.metering.record(customer, feature, value, origin, requestIdOf(req)))
   return this
+}
+
+let warnedResMeter = false
+
+/** Metering asked for on a request no kindeMetering middleware saw (warned once per route, and once for res.meter). */
+function warnNoMiddleware (what: string): void {
+  process.emitWarning(`${what} ran without the kindeMetering middleware: register ` +
+    'app.use(kindeMetering(...)) before metered routes; this request is not metered',
+  { code: 'KINDE_METERING_NO_MIDDLEWARE' })
+}
+
+/**
+ * Hands the requests of the app whose response prototype `res` has to `adapter`: the prototype
+ * gets the adapter and `res.meter()` (on Express's response prototype, which every app's inherits,
+ * so that sub-apps have it too). A response of no Express app, or of an app another middleware
+ * holds, carries them itself.
+ */
+function claim (res: MeteredResponse, adapter: ExpressAdapter): void {
+  const prototype = Object.getPrototypeOf(res) as MeteredResponse
+  if (!Object.hasOwn(prototype, 'app') || Object.hasOwn(prototype, kAdapter)) {
+    res[kAdapter] = adapter
+    res.meter = meterNow
+    return
+  }
+  Object.defineProperty(prototype, kAdapter, { value: adapter, configurable: true, writable: true })
+  const express = Object.getPrototypeOf(prototype) as MeteredResponse
+  if (express.meter !== meterNow) Object.defineProperty(express, 'meter', { value: meterNow, configurable: true, writable: true })
 }
 
 /**
@@ -159,9 +211,8 @@ export function kindeMetering (options: KindeMeteringOptions): KindeMeteringMidd
   let closing: Promise<CloseOutcome> | undefined
   const middleware = function kindeMeteringMiddleware (_req: Request, res: Response, next: NextFunction): void {
     const metered = res as MeteredResponse
-    metered[kAdapter] = adapter
-    metered[kStart] = performance.now()
-    metered.meter = meterNow
+    if (metered[kAdapter] !== adapter) claim(metered, adapter)
+    if (timedRoutes > 0) metered[kStart] = performance.now()
     next()
   }
   return Object.assign(middleware, {
@@ -185,15 +236,19 @@ export function meter (spec: RouteMeter): RequestHandler {
   if (meters.length === 0) throw new InvalidOptionError('meter', 'must name at least one feature')
   const route = meteredRoute(meters)
   const countBytes = meters.some(one => one.value === 'responseBytes')
+  const timed = meters.some(one => one.value === 'durationMs')
+  if (timed) timedRoutes++
   let warned = false
   return function kindeMeter (req: Request, res: Response, next: NextFunction): void {
-    const adapter = (res as MeteredResponse)[kAdapter]
-    if (adapter !== undefined) adapter.track(req, res as MeteredResponse, route, countBytes)
-    else if (!warned) {
+    const metered = res as MeteredResponse
+    const adapter = adapterOf(metered)
+    if (adapter === undefined) {
+      if (!warned) warnNoMiddleware(`meter() on ${originOf(req)}`)
       warned = true
-      process.emitWarning(`meter() on ${originOf(req)} ran without the kindeMetering middleware: register ` +
-        'app.use(kindeMetering(...)) before metered routes; this route is not metered',
-      { code: 'KINDE_METERING_NO_MIDDLEWARE' })
+    } else {
+      // A request the middleware saw before this route was defined: timed from here.
+      if (timed) metered[kStart] ??= performance.now()
+      adapter.track(req, metered, route, countBytes)
     }
     next()
   }

@@ -10,6 +10,7 @@ import { adapterHooks, withCustomer, type AdapterHooks } from '../core/adapter-h
 import type { Metering } from '../core/metering.js'
 import type { CustomerOf } from '../core/config/options.js'
 import type { CustomerRef } from '../core/usage/types.js'
+import type { BodyBytes } from './body-bytes.js'
 import type { CompiledMeter } from './route-meter.js'
 
 /** What each host reads from its own request and response objects for the built-in values. */
@@ -18,8 +19,11 @@ export interface ResponseReads<Req, Res> {
   method: (request: Req) => string
   /** Milliseconds from receiving the request to the finished response. */
   durationMs: (request: Req, response: Res) => number
-  /** Body bytes of a response that has a body (never called for HEAD, 204 or 304). */
-  responseBytes: (request: Req, response: Res) => number
+  /**
+   * Body bytes of a response that has a body (never called for HEAD, 204 or 304), with the byte
+   * counter the adapter started for it, if any.
+   */
+  responseBytes: (request: Req, response: Res, bodyBytes: BodyBytes | undefined) => number
   /** The request's `Content-Length`, 0 without one. */
   requestBytes: (request: Req) => number
   /** The request's id, for the log line of a refused value; `undefined` when the host gives none. */
@@ -74,8 +78,9 @@ export class RequestMeter<Req, Res> {
    * Runs in response hooks and listeners, where a throw would fail the request or crash the
    * process: nothing here throws, every failure is counted and logged by the core.
    * @param origin the route and method (`GET /search`), for log lines.
+   * @param bodyBytes the response's byte counter, when the adapter started one.
    */
-  finished (route: MeteredRoute<Req, Res>, origin: string, request: Req, response: Res, statusCode: number): void {
+  finished (route: MeteredRoute<Req, Res>, origin: string, request: Req, response: Res, statusCode: number, bodyBytes?: BodyBytes): void {
     let counted: boolean
     try {
       counted = this.#countStatus(statusCode)
@@ -88,7 +93,7 @@ export class RequestMeter<Req, Res> {
     const values: number[] = []
     for (let i = 0; i < meters.length; i++) {
       try {
-        values.push(this.#value(meters[i], request, response, statusCode))
+        values.push(this.#value(meters[i], request, response, statusCode, bodyBytes))
       } catch {
         // Recorded as an invalid value: counted and logged once for this route and feature.
         values.push(NaN)
@@ -99,13 +104,13 @@ export class RequestMeter<Req, Res> {
     })
   }
 
-  #value (meter: CompiledMeter<Req, Res>, request: Req, response: Res, statusCode: number): number {
+  #value (meter: CompiledMeter<Req, Res>, request: Req, response: Res, statusCode: number, bodyBytes: BodyBytes | undefined): number {
     const value = meter.value
     if (typeof value === 'number') return value
     if (typeof value === 'function') return value(request, response)
     if (value === 'durationMs') return this.#reads.durationMs(request, response)
     if (value === 'responseBytes') {
-      return isBodiless(this.#reads.method(request), statusCode) ? 0 : this.#reads.responseBytes(request, response)
+      return isBodiless(this.#reads.method(request), statusCode) ? 0 : this.#reads.responseBytes(request, response, bodyBytes)
     }
     return this.#reads.requestBytes(request)
   }

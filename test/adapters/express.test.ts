@@ -68,6 +68,15 @@ async function bodyBytes (url: string, agreement: string): Promise<number> {
   return (await response.arrayBuffer()).byteLength
 }
 
+/** The process warnings emitted while the test runs. */
+function collectWarnings (t: Test): Error[] {
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => { warnings.push(warning) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  return warnings
+}
+
 /** Sends raw bytes on a fresh connection and resolves with everything the server answered once it closes. */
 async function raw (port: number, text: string): Promise<string> {
   const socket = connect(port, '127.0.0.1')
@@ -234,6 +243,22 @@ t.test('durationMs meters the time from the middleware to the finished response'
   t.ok(duration >= 49 && duration <= roundTrip, `a handler that waits 50 ms bills ${duration} ms, within the round trip of ${roundTrip} ms`)
 })
 
+t.test('a meter() made while a request is served times durationMs from where it runs', async t => {
+  const kinde = await emulator(t)
+  const { app, metering } = meteredApp(t, kinde)
+  // The middleware saw this request before any meter() metered durationMs.
+  app.get('/slow', (req, res, next) => { meter({ feature: 'cpu_ms', value: 'durationMs' })(req, res, next) }, (_req, res) => {
+    setTimeout(() => res.send('ok'), 30)
+  })
+  const { url } = await listen(t, app)
+  const started = performance.now()
+  await call(`${url}/slow`, 'agr_1')
+  const roundTrip = performance.now() - started
+  await metering.flush()
+  const duration = Number(kinde.usage('agr_1', 'cpu_ms'))
+  t.ok(duration >= 29 && duration <= roundTrip, `a handler that waits 30 ms bills ${duration} ms, within the round trip of ${roundTrip} ms`)
+})
+
 t.test('failed statuses are not counted by route meters; res.meter always counts', async t => {
   const kinde = await emulator(t)
   const { app, metering } = meteredApp(t, kinde)
@@ -336,17 +361,86 @@ t.test('routers and mounted sub-apps meter through the middleware registered on 
   const { app, metering } = meteredApp(t, kinde)
   const router = express.Router()
   router.get('/search', meter('searches'), (_req, res) => { res.send('router') })
-  const sub = express() // a sub-app swaps the prototype of res: what the middleware set must survive it
+  const sub = express() // a sub-app swaps the prototype of res for its own
   sub.post('/chat', meter('renders'), (_req, res) => { res.meter('llm_tokens', 2).send('sub-app') })
+  const inner = express() // mounted in the sub-app: two swaps away from the middleware's app
+  inner.get('/deep', meter('renders'), (_req, res) => { res.meter('llm_tokens', 3).send('inner') })
+  sub.use('/in', inner)
   app.use('/v1', router)
   app.use('/sub', sub)
   const { url } = await listen(t, app)
   t.same(await call(`${url}/v1/search`, 'agr_1'), { status: 200, body: 'router' })
   t.same(await call(`${url}/sub/chat`, 'agr_1', { method: 'POST' }), { status: 200, body: 'sub-app' })
+  t.same(await call(`${url}/sub/in/deep`, 'agr_1'), { status: 200, body: 'inner' })
   await metering.flush()
   t.equal(kinde.usage('agr_1', 'searches'), '1')
-  t.equal(kinde.usage('agr_1', 'renders'), '1')
+  t.equal(kinde.usage('agr_1', 'renders'), '2')
+  t.equal(kinde.usage('agr_1', 'llm_tokens'), '5')
+})
+
+t.test('two middlewares in one app each meter the requests that went through them', async t => {
+  const kinde = await emulator(t)
+  const first = kindeMetering(expressOptions(kinde))
+  const second = kindeMetering(expressOptions(kinde))
+  t.teardown(() => Promise.all([first.close(), second.close()]))
+  const one = express.Router()
+  one.use(first)
+  one.get('/a', meter('searches'), (_req, res) => { res.meter('llm_tokens', 1).send('a') })
+  const two = express.Router()
+  two.use(second)
+  two.get('/b', meter('renders'), (_req, res) => { res.meter('llm_tokens', 10).send('b') })
+  const app = express()
+  app.use('/one', one)
+  app.use('/two', two)
+  const { url } = await listen(t, app)
+  for (const path of ['/one/a', '/two/b', '/one/a', '/two/b', '/two/b']) t.equal((await call(`${url}${path}`, 'agr_1')).status, 200)
+  t.equal((await first.flush()).sent, 2, 'the first middleware: searches and llm_tokens')
+  t.equal(kinde.usage('agr_1', 'searches'), '2')
   t.equal(kinde.usage('agr_1', 'llm_tokens'), '2')
+  t.equal((await second.flush()).sent, 2, 'the second: renders and llm_tokens')
+  t.equal(kinde.usage('agr_1', 'renders'), '3')
+  t.equal(kinde.usage('agr_1', 'llm_tokens'), '32')
+})
+
+t.test('the middleware meters a plain node:http server too', async t => {
+  const kinde = await emulator(t)
+  const metering = kindeMetering(expressOptions(kinde))
+  t.teardown(() => metering.close())
+  const searches = meter('searches')
+  const server = createServer((req, res) => {
+    metering(req as Request, res as express.Response, () => {
+      searches(req as Request, res as express.Response, () => {
+        ;(res as express.Response).meter('llm_tokens', 3)
+        res.end('plain')
+      })
+    })
+  }).listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => new Promise(resolve => server.close(resolve)))
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  t.same(await call(url, 'agr_1'), { status: 200, body: 'plain' })
+  t.same(await call(url, 'agr_1'), { status: 200, body: 'plain' })
+  await metering.flush()
+  t.equal(kinde.usage('agr_1', 'searches'), '2')
+  t.equal(kinde.usage('agr_1', 'llm_tokens'), '6')
+})
+
+t.test('res.meter on an app without the middleware warns once and leaves the response alone', async t => {
+  const kinde = await emulator(t)
+  const { app: metered, metering } = meteredApp(t, kinde)
+  metered.get('/', (_req, res) => { res.meter('llm_tokens', 1).send('metered') })
+  const bare = express()
+  bare.get('/chat', (_req, res) => { res.meter('llm_tokens', 5).send('not metered') })
+  const warnings = collectWarnings(t)
+  t.same(await call((await listen(t, metered)).url, 'agr_1'), { status: 200, body: 'metered' })
+  const { url } = await listen(t, bare)
+  t.same(await call(`${url}/chat`, 'agr_1'), { status: 200, body: 'not metered' })
+  t.same(await call(`${url}/chat`, 'agr_1'), { status: 200, body: 'not metered' })
+  await new Promise(resolve => setImmediate(resolve)) // warnings are emitted on the next tick
+  t.equal(warnings.length, 1)
+  t.match(warnings[0], { code: 'KINDE_METERING_NO_MIDDLEWARE', message: /res\.meter\(\) on GET \/chat.*app\.use\(kindeMetering/ })
+  t.equal((await metering.flush()).sent, 1)
+  t.equal(kinde.usage('agr_1', 'llm_tokens'), '1', 'only the request the middleware saw')
 })
 
 t.test('bad meter values are counted and logged once per route and feature, and the response is unaffected', async t => {
@@ -549,10 +643,7 @@ t.test('meter() without the middleware warns once and leaves the response alone'
   const app = express()
   app.get('/search', meter('searches'), (_req, res) => { res.send('ok') })
   const { url } = await listen(t, app)
-  const warnings: Error[] = []
-  const onWarning = (warning: Error): void => { warnings.push(warning) }
-  process.on('warning', onWarning)
-  t.teardown(() => { process.off('warning', onWarning) })
+  const warnings = collectWarnings(t)
   t.same(await call(`${url}/search`), { status: 200, body: 'ok' })
   t.same(await call(`${url}/search`), { status: 200, body: 'ok' })
   await new Promise(resolve => setImmediate(resolve)) // warnings are emitted on the next tick
