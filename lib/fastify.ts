@@ -3,7 +3,7 @@
  * The Fastify plugin: meters routes that declare `config.meter`, gives handlers `reply.meter()`,
  * exposes the core as `app.metering`, and flushes at `onClose`.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, onRequestHookHandler, onResponseHookHandler, onSendHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, onResponseHookHandler, onSendHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { Transform, type Readable } from 'node:stream'
 import { adapterHooks, withCustomer } from './core/adapter-hooks.js'
@@ -36,20 +36,20 @@ declare module 'fastify' {
   }
 }
 
-/** Bytes of a streamed response body, counted by the route's onSend wrapper when there is no real socket. */
-const kResponseBytes = Symbol('kinde-metering.responseBytes')
-/** The socket byte counter of a response on a real connection. */
-const kBodyBytes = Symbol('kinde-metering.bodyBytes')
-type CountedReply = FastifyReply & { [kResponseBytes]?: number, [kBodyBytes]?: BodyBytes }
-
 /**
- * On a real connection, body bytes are read from the socket: what was sent, after any compression
- * or other onSend hook that ran after this plugin's. `app.inject()` has no socket counter.
+ * What a `responseBytes` route's onSend hook left on the reply for its onResponse hook: the final
+ * string or Buffer body (its length is the `content-length` Fastify sets), the socket byte counter
+ * (a body some later hook may still change, or a stream), or the bytes of a stream counted without
+ * a socket (`app.inject()`). A reply decorator, so every reply has it from its constructor on.
  */
-const countSocketBytes: onRequestHookHandler = (_request, reply, done) => {
-  if (typeof reply.raw.socket?.bytesWritten === 'number') (reply as CountedReply)[kBodyBytes] = new BodyBytes(reply.raw)
-  done()
+const kBodyCount = Symbol('kinde-metering.body')
+type BodyCount = string | Buffer | BodyBytes | StreamBytes | null
+
+/** The bytes of a stream body counted as they pass, without a socket. */
+class StreamBytes {
+  bytes = 0
 }
+type CountedReply = FastifyReply & { [kBodyCount]: BodyCount }
 
 /** Without a `customer` option: the verified access token in `request.user` (see {@link customerFromClaims}). */
 function customerFromUser (request: FastifyRequest): CustomerRef | undefined {
@@ -61,31 +61,52 @@ const fastifyReads: ResponseReads<FastifyRequest, FastifyReply> = {
   method: request => request.method,
   durationMs: (_request, reply) => reply.elapsedTime,
   responseBytes: (_request, reply) => {
-    const bodyBytes = (reply as CountedReply)[kBodyBytes]
-    if (bodyBytes !== undefined) return bodyBytes.read(reply.raw)
+    const body = (reply as CountedReply)[kBodyCount]
+    if (body instanceof BodyBytes) return body.read(reply.raw)
     const length = reply.getHeader('content-length')
     if (length !== undefined) return Number(length)
-    return (reply as CountedReply)[kResponseBytes]!
+    // No onSend ran (a hijacked reply) and no content-length was declared: nothing tells the
+    // size, so the value is refused as invalid (counted and logged), never guessed.
+    if (body === null) return NaN
+    if (body instanceof StreamBytes) return body.bytes
+    // The final string or Buffer body, sent chunked because of trailers.
+    return Buffer.byteLength(body)
   },
   requestBytes: request => Number(request.headers['content-length'] ?? 0),
   requestId: request => request.id
 }
 
-/** Counts the bytes of stream payloads, whose length Fastify cannot set as a header (without a socket counter). */
-const countStreamedBytes: onSendHookHandler = (_request, reply, payload, done) => {
-  const counted = reply as CountedReply
-  if (counted[kBodyBytes] !== undefined) return done(null, payload)
-  // Other payloads have their length in content-length.
-  counted[kResponseBytes] = 0
-  if (typeof (payload as Readable | null | undefined)?.pipe !== 'function') return done(null, payload)
-  const counter = new Transform({
-    transform (chunk: Buffer, _encoding, callback) {
-      counted[kResponseBytes]! += chunk.length
-      callback(null, chunk)
+/**
+ * The onSend hook of a `responseBytes` route. When it is the route's last onSend hook and the
+ * body is a string or Buffer, that body is what Fastify writes, with its length as
+ * `content-length` (or, with trailers, chunked): nothing needs counting. Otherwise, on a real
+ * connection, the bytes are read from the socket, after whatever later hooks (compression) did;
+ * without one (`app.inject()`), a stream's chunks are counted as they pass.
+ */
+function bodyCounter (route: { last: boolean }): onSendHookHandler {
+  return (request, reply, payload, done) => {
+    const counted = reply as CountedReply
+    if (route.last && (typeof payload === 'string' || Buffer.isBuffer(payload))) {
+      counted[kBodyCount] = payload
+      return done(null, payload)
     }
-  })
-  ;(payload as Readable).on('error', error => counter.destroy(error)).pipe(counter)
-  done(null, counter)
+    // The request's socket is the connection (a pipelined response gets it when its turn comes).
+    if (typeof request.raw.socket?.bytesWritten === 'number') {
+      counted[kBodyCount] = new BodyBytes(reply.raw)
+      return done(null, payload)
+    }
+    const count = new StreamBytes()
+    counted[kBodyCount] = count
+    if (typeof (payload as Readable | null | undefined)?.pipe !== 'function') return done(null, payload)
+    const counter = new Transform({
+      transform (chunk: Buffer, _encoding, callback) {
+        count.bytes += chunk.length
+        callback(null, chunk)
+      }
+    })
+    ;(payload as Readable).on('error', error => counter.destroy(error)).pipe(counter)
+    done(null, counter)
+  }
 }
 
 function appendHook<T> (existing: T | T[] | undefined, hook: T): T[] {
@@ -113,6 +134,7 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
   const hooks = adapterHooks(metering)
 
   fastify.decorate('metering', metering)
+  fastify.decorateReply(kBodyCount, null)
   fastify.decorateReply('meter', function (this: FastifyReply, feature: string, value: number) {
     const request = this.request
     // The format of route meters' origins (`GET /a`), so one route logs under one name.
@@ -125,6 +147,8 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
   /** The `config` of each metered GET route and its url: the HEAD route Fastify copies from it shares both. */
   const getRoutes = new WeakMap<object, string>()
   let meteredRoutes = 0
+  /** The routes metering responseBytes, and their onSend hook's state. */
+  const byteRoutes: Array<{ route: RouteOptions, counting: { last: boolean, onSend: unknown } }> = []
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const config = route.config as object | undefined
     if (config !== undefined && route.method === 'HEAD' && getRoutes.get(config) === route.url) {
@@ -147,13 +171,21 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
     }
     route.onResponse = appendHook(route.onResponse, recordUsage)
     if (meters.some(meter => meter.value === 'responseBytes')) {
-      route.onRequest = appendHook(route.onRequest, countSocketBytes)
-      route.onSend = appendHook(route.onSend, countStreamedBytes)
+      const counting = { last: false, onSend: undefined as unknown }
+      counting.onSend = bodyCounter(counting)
+      route.onSend = appendHook(route.onSend, counting.onSend as onSendHookHandler)
+      byteRoutes.push({ route, counting })
     }
   })
 
-  // At onReady every route is added: the line says how many are metered.
+  // At onReady every route is added, and every plugin's onRoute hook has run: the line says how
+  // many are metered, and each responseBytes route learns whether a later onSend hook can still
+  // change its body.
   fastify.addHook('onReady', async () => {
+    for (const { route, counting } of byteRoutes) {
+      const onSend = route.onSend as unknown[]
+      counting.last = onSend[onSend.length - 1] === counting.onSend
+    }
     const summary = metering.summary()
     logger.info({ ...summary, meteredRoutes },
       `kinde-metering: metering ${meteredRoutes} route(s), delivering to ${summary.domain} every ${summary.flushInterval} ms`)

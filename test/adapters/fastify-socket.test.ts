@@ -10,7 +10,9 @@ import { request as httpRequest } from 'node:http'
 import { Readable } from 'node:stream'
 import { gunzipSync } from 'node:zlib'
 import { request } from 'undici'
-import { emulator, meteredApp } from '../fixtures.js'
+import Fastify from 'fastify'
+import { kindeMetering } from '../../lib/fastify.js'
+import { emulator, meteredApp, pluginOptions } from '../fixtures.js'
 
 /** Listens on an ephemeral port of 127.0.0.1; returns the base URL. */
 async function listen (app: FastifyInstance): Promise<string> {
@@ -125,4 +127,59 @@ t.test('responseBytes counts the bytes sent after @fastify/compress, for buffere
   await app.metering.flush()
   t.equal(kinde.usage('agr_1', 'egress_bytes'), String(buffered.body.length), 'the compressed bytes sent, not the 5,000 before compression')
   t.equal(kinde.usage('agr_1', 'renders'), String(streamed.body.length), 'a compressed stream: the bytes sent')
+})
+
+t.test('responseBytes counts the compressed bytes whichever of @fastify/compress and kinde-metering is registered first', async t => {
+  const kinde = await emulator(t)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(compress, { threshold: 0 })
+  await app.register(kindeMetering, pluginOptions(kinde))
+  app.get('/doc', { config: { meter: { feature: 'egress_bytes', value: 'responseBytes' } } }, async () => DOC)
+  const url = await listen(app)
+  const buffered = await call(`${url}/doc`, { headers: { 'accept-encoding': 'gzip' } })
+  t.equal(buffered.headers['content-encoding'], 'gzip')
+  t.ok(buffered.body.length < 1_000)
+  const plain = await call(`${url}/doc`)
+  t.equal(plain.body.length, 5_000, 'a client that accepts no encoding gets the raw body')
+  await app.metering.flush()
+  t.equal(kinde.usage('agr_1', 'egress_bytes'), String(buffered.body.length + 5_000))
+})
+
+t.test('responseBytes of a body sent with trailers (chunked) counts the body alone', async t => {
+  const kinde = await emulator(t)
+  const app = await meteredApp(t, kinde)
+  app.get('/doc', { config: { meter: { feature: 'egress_bytes', value: 'responseBytes' } } }, async (_request, reply) => {
+    reply.trailer('x-checksum', async () => 'abc')
+    return DOC
+  })
+  const url = await listen(app)
+  const response = await request(`${url}/doc`, { headers: { 'x-agreement': 'agr_1' } })
+  t.equal((await response.body.text()).length, 5_000)
+  t.equal(response.headers['transfer-encoding'], 'chunked')
+  t.same(response.trailers, { 'x-checksum': 'abc' })
+  await app.metering.flush()
+  t.equal(kinde.usage('agr_1', 'egress_bytes'), '5000', 'neither chunk framing nor the trailer')
+})
+
+t.test('a hijacked reply meters its declared content-length; without one its responseBytes is refused, never guessed', async t => {
+  const kinde = await emulator(t)
+  const app = await meteredApp(t, kinde)
+  const meters = ['searches', { feature: 'egress_bytes', value: 'responseBytes' as const }]
+  app.get('/declared', { config: { meter: meters } }, async (_request, reply) => {
+    reply.hijack()
+    reply.raw.setHeader('content-length', '5')
+    reply.raw.end('hello')
+  })
+  app.get('/undeclared', { config: { meter: meters } }, async (_request, reply) => {
+    reply.hijack()
+    reply.raw.end('hello')
+  })
+  const url = await listen(app)
+  t.equal((await call(`${url}/declared`)).body.toString(), 'hello')
+  t.equal((await call(`${url}/undeclared`)).body.toString(), 'hello')
+  await app.metering.flush()
+  t.equal(kinde.usage('agr_1', 'searches'), '2', 'both responses count as calls')
+  t.equal(kinde.usage('agr_1', 'egress_bytes'), '5')
+  t.equal(app.metering.stats().refused.invalidValue, 1, 'the undeclared size is counted as refused')
 })
