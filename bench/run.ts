@@ -15,7 +15,8 @@
  * JSON to `bench/results/`. Options: `--quick` (a smoke run of seconds), `--rounds N`,
  * `--seconds S` and `--warmup S` (per overhead measurement), `--from dist|lib` (where the measured
  * processes load kinde-metering from; default dist, lib with --quick), `--out DIR`,
- * `--only overhead,recording,delivery,calls,fleet,journal`.
+ * `--only overhead,recording,delivery,calls,fleet,journal`, `--cases bare,hook,…` (only these
+ * request-overhead rows, each with its framework's bare server, in the order of `CASES`).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism, loadavg } from 'node:os'
@@ -41,7 +42,8 @@ const { values: args } = parseArgs({
     warmup: { type: 'string' },
     from: { type: 'string' },
     out: { type: 'string' },
-    only: { type: 'string' }
+    only: { type: 'string' },
+    cases: { type: 'string' }
   }
 })
 const quick = args.quick === true
@@ -50,6 +52,7 @@ if (from !== 'dist' && from !== 'lib') throw new Error('--from must be dist or l
 if (from === 'dist' && !existsSync(join(ROOT, 'dist/esm/index.js'))) throw new Error('dist/esm is missing: run `npm run bench` (it builds first), or pass --from lib')
 const only = new Set<string>(args.only?.split(',') ?? SECTIONS)
 for (const section of only) if (!(SECTIONS as readonly string[]).includes(section)) throw new Error(`--only: unknown section ${section}; known: ${SECTIONS.join(', ')}`)
+const cases = selectCases(args.cases)
 const plan = {
   rounds: Number(args.rounds ?? (quick ? 1 : 3)),
   warmupSeconds: Number(args.warmup ?? (quick ? 0.1 : 3)),
@@ -60,6 +63,18 @@ const plan = {
   deliveryPairs: quick ? 1_000 : 100_000
 }
 const outDir = args.out ?? join(ROOT, 'bench/results')
+
+/** The overhead rows `--cases` names, each with the bare server its ratios are to; all without it. */
+function selectCases (names: string | undefined): typeof CASES {
+  if (names === undefined) return CASES
+  const wanted = new Set(names.split(','))
+  for (const name of wanted) {
+    const entry = CASES.find(one => one.name === name)
+    if (entry === undefined) throw new Error(`--cases: unknown case ${name}; known: ${CASES.map(one => one.name).join(', ')}`)
+    wanted.add(entry.baseline)
+  }
+  return CASES.filter(entry => wanted.has(entry.name))
+}
 
 const progress = (line: string): void => { process.stderr.write(`${line}\n`) }
 
@@ -121,7 +136,7 @@ async function main (): Promise<void> {
   try {
     const kinde = emulator === undefined ? undefined : await emulator.next<Kinde>('ready')
     if (only.has('overhead')) {
-      overhead = await timed(sectionSeconds, 'overhead', async () => await benchOverhead({ ...plan, from, kinde: kinde! }, CASES, sample => {
+      overhead = await timed(sectionSeconds, 'overhead', async () => await benchOverhead({ ...plan, from, kinde: kinde! }, cases, sample => {
         progress(`round ${sample.round + 1} ${sample.case}: ${num(sample.requestsPerSecond)} req/s, p99 ${sample.p99Ms} ms, ${num(sample.serverCpuMicros, 1)} µs/request, ` +
           `server ${num(sample.serverCpuShare * 100)}% / load ${num(sample.loadCpuShare * 100)}% of a core`)
       }))
