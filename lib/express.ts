@@ -53,7 +53,8 @@ declare global {
       /**
        * Records `value` units of `feature` for this request's customer, right away and whatever the
        * response status, so it counts even if the client leaves before the response finishes.
-       * Present once `app.use(kindeMetering(...))` has run for the request.
+       * Present once `app.use(kindeMetering(...))` has seen a request of any app; on an app whose
+       * requests it never saw, it records nothing and warns once.
        */
       meter: (feature: string, value: number) => this
     }
