@@ -53,8 +53,8 @@ declare global {
       /**
        * Records `value` units of `feature` for this request's customer, right away and whatever the
        * response status, so it counts even if the client leaves before the response finishes.
-       * Present once `app.use(kindeMetering(...))` has seen a request of any app; on an app whose
-       * requests it never saw, it records nothing and warns once.
+       * Present once `app.use(kindeMetering(...))` has seen a request of the app (or of the app it
+       * is mounted on).
        */
       meter: (feature: string, value: number) => this
     }
@@ -63,7 +63,8 @@ declare global {
 
 /**
  * The adapter of a kindeMetering middleware, kept on the response prototype of the Express app
- * whose requests it sees (Express gives each app its own, `app.response`), or on `res` itself when
+ * whose requests it sees (Express gives each app its own, `app.response`, which its sub-apps'
+ * inherit), or on `res` itself when
  * another middleware already holds that app's prototype. An own property on every `res` is what
  * made the middleware cost several times a trivial one: Express's own response code then ran on
  * objects of a new shape.
@@ -75,22 +76,6 @@ const kStart = Symbol('kinde-metering.start')
 interface MeteredResponse extends Response {
   [kAdapter]?: ExpressAdapter
   [kStart]?: number
-}
-
-/** An Express app as its `app.response` shows it: Express 4 and 5 both link mounted apps to their parent. */
-interface AppOfResponse { response: object, parent?: AppOfResponse }
-
-/**
- * The adapter of the middleware that saw this request: on `res` or its app's response prototype,
- * else on the app a mounted sub-app hangs from (a sub-app swaps the prototype of `res` for its own).
- */
-function adapterOf (res: MeteredResponse): ExpressAdapter | undefined {
-  const adapter = res[kAdapter]
-  if (adapter !== undefined) return adapter
-  for (let app = (res as unknown as { app?: AppOfResponse }).app?.parent; app !== undefined; app = app.parent) {
-    if (Object.hasOwn(app.response, kAdapter)) return (app.response as MeteredResponse)[kAdapter]
-  }
-  return undefined
 }
 
 /** How many `meter()` routes meter `durationMs`: only then does the middleware note when it saw a request. */
@@ -159,28 +144,23 @@ class ExpressAdapter {
 function meterNow (this: MeteredResponse, feature: string, value: number): MeteredResponse {
   const req = this.req
   const origin = originOf(req)
-  const adapter = adapterOf(this)
-  if (adapter === undefined) {
-    if (!warnedResMeter) warnNoMiddleware(`res.meter() on ${origin}`)
-    warnedResMeter = true
-  } else adapter.withCustomer(req, origin, customer => adapter.metering.record(customer, feature, value, origin, requestIdOf(req)))
+  const adapter = this[kAdapter]!
+  adapter.withCustomer(req, origin, customer => adapter.metering.record(customer, feature, value, origin, requestIdOf(req)))
   return this
 }
 
-let warnedResMeter = false
-
-/** Metering asked for on a request no kindeMetering middleware saw (warned once per route, and once for res.meter). */
-function warnNoMiddleware (what: string): void {
-  process.emitWarning(`${what} ran without the kindeMetering middleware: register ` +
-    'app.use(kindeMetering(...)) before metered routes; this request is not metered',
+/** A route metered on a request no kindeMetering middleware saw. */
+function warnNoMiddleware (req: Request): void {
+  process.emitWarning(`meter() on ${originOf(req)} ran without the kindeMetering middleware: register ` +
+    'app.use(kindeMetering(...)) before metered routes; this route is not metered',
   { code: 'KINDE_METERING_NO_MIDDLEWARE' })
 }
 
 /**
- * Hands the requests of the app whose response prototype `res` has to `adapter`: the prototype
- * gets the adapter and `res.meter()` (on Express's response prototype, which every app's inherits,
- * so that sub-apps have it too). A response of no Express app, or of an app another middleware
- * holds, carries them itself.
+ * Hands the requests of the app whose response prototype `res` has to `adapter`: that prototype
+ * gets the adapter and `res.meter()`, and so do the sub-apps mounted on the app (Express makes a
+ * mounted app's response prototype inherit from its parent's). A response of no Express app, or
+ * of an app another middleware holds, carries them itself.
  */
 function claim (res: MeteredResponse, adapter: ExpressAdapter): void {
   const prototype = Object.getPrototypeOf(res) as MeteredResponse
@@ -190,8 +170,7 @@ function claim (res: MeteredResponse, adapter: ExpressAdapter): void {
     return
   }
   Object.defineProperty(prototype, kAdapter, { value: adapter, configurable: true, writable: true })
-  const express = Object.getPrototypeOf(prototype) as MeteredResponse
-  if (express.meter !== meterNow) Object.defineProperty(express, 'meter', { value: meterNow, configurable: true, writable: true })
+  Object.defineProperty(prototype, 'meter', { value: meterNow, configurable: true, writable: true })
 }
 
 /**
@@ -242,9 +221,9 @@ export function meter (spec: RouteMeter): RequestHandler {
   let warned = false
   return function kindeMeter (req: Request, res: Response, next: NextFunction): void {
     const metered = res as MeteredResponse
-    const adapter = adapterOf(metered)
+    const adapter = metered[kAdapter]
     if (adapter === undefined) {
-      if (!warned) warnNoMiddleware(`meter() on ${originOf(req)}`)
+      if (!warned) warnNoMiddleware(req)
       warned = true
     } else {
       // A request the middleware saw before this route was defined: timed from here.
