@@ -35,7 +35,7 @@ export class RedisChannel {
       if (!this.#down) {
         this.#down = true
         this.logger!.error({ err: error },
-          'kinde-metering: Redis is unavailable; usage stays in this instance\'s memory (up to maxPendingKeys) and is merged when Redis answers again')
+          'kinde-metering: Redis is unavailable; usage stays in this instance\'s memory (up to maxPendingPairs) and is merged when Redis answers again')
       }
       throw error
     }

@@ -29,7 +29,7 @@ t.test('defaults, in the units the options document', async t => {
     concurrency: 4,
     requestTimeout: 10_000,
     ambiguous: 'retry',
-    maxPendingKeys: 100_000,
+    maxPendingPairs: 100_000,
     maxRequestsPerSecond: undefined,
     retry: { attempts: 4, baseDelay: 200, maxDelay: 10_000 },
     agreementCacheTtl: 600_000,
