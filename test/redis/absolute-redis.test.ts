@@ -40,7 +40,7 @@ t.test('values set on two instances: the latest reaches Kinde as one absolute re
   b.set({ agreementId: 'agr_1' }, 'seats', 5)
   b.set({ agreementId: 'agr_2' }, 'storage_gb', 1e22) // beyond 2^53 micros
   b.record({ agreementId: 'agr_1' }, 'searches', 1)
-  t.same(b.stats().pending, { keys: 3, units: '1' }, 'levels are pending pairs, not units')
+  t.same(b.stats().pending, { pairs: 3, units: '1' }, 'levels are pending pairs, not units')
   t.equal((await b.flush()).deliveredHere, false, 'the other only merges')
   t.equal((await a.flush()).sent, 3)
   t.equal(kinde.usage('agr_1', 'seats'), '5')

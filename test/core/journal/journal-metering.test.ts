@@ -41,7 +41,7 @@ t.test('a server started on the directory of one that was killed delivers the us
   const kinde = await emulator(t)
   const app = await meteredApp(t, kinde, { journal: { dir } })
   app.get('/search', { config: { meter: 'searches' } }, async () => 'ok')
-  t.match(app.metering.stats(), { pending: { keys: 2, units: '4' }, journal: { state: 'open', recovered: { journals: 1, pending: { records: 2, units: '4' } } } },
+  t.match(app.metering.stats(), { pending: { pairs: 2, units: '4' }, journal: { state: 'open', recovered: { journals: 1, pending: { records: 2, units: '4' } } } },
     'taken over when the plugin registered')
   await app.inject({ url: '/search', headers: { 'x-agreement': 'agr_1' } })
   await app.metering.flush()

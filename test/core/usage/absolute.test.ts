@@ -28,7 +28,7 @@ t.test('the latest value set per pair is sent once per flush, as absolute, with 
   core.set({ agreementId: 'agr_2' }, 'seats', 4)
   core.record({ agreementId: 'agr_1' }, 'searches', 2)
   core.record({ agreementId: 'agr_1' }, 'searches', 3)
-  t.same(core.stats().pending, { keys: 3, units: '5' }, 'levels are pending pairs, not units')
+  t.same(core.stats().pending, { pairs: 3, units: '5' }, 'levels are pending pairs, not units')
 
   t.equal((await core.flush()).sent, 3)
   const sent = kinde.records.filter(record => record.customer_agreement_id === 'agr_1' && record.billing_feature_code === 'seats')
