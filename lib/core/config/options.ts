@@ -5,6 +5,7 @@
  */
 import { InvalidOptionError } from '../report/errors.js'
 import { rejectUnknownKeys } from './option-keys.js'
+import { checkStore } from '../store/check-store.js'
 import type { AmbiguousPolicy, CustomerRef, Logger, OnDrop } from '../usage/types.js'
 import type { UsageStore } from '../store/usage-store.js'
 import { milliseconds, positiveInteger, positiveNumber } from './checks.js'
@@ -158,6 +159,7 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
     throw new InvalidOptionError('options', 'must be an object')
   }
   rejectUnknownKeys(options, OPTION_KEYS)
+  if (options.store !== undefined) checkStore(options.store)
   const origin = resolveOrigin(options.domain ?? env.KINDE_DOMAIN)
   const accessToken = options.accessToken
   if (accessToken !== undefined && typeof accessToken !== 'function' && !nonEmptyString(accessToken)) {
