@@ -48,7 +48,7 @@ export class RedisChannel {
 
   /**
    * Deletes hash fields without waiting or retrying: for work whose loss only costs a repeat
-   * (see `RedisStore.settledEntries`).
+   * (see `RedisStore.delivered`).
    */
   forget (key: string, fields: string[]): void {
     this.#client.hdel(key, fields).catch(ignore)
