@@ -88,11 +88,14 @@ export function takeOf (id: string, snapshots: readonly ClaimedSnapshot[]): Snap
 export async function settleSnapshots (redis: RedisChannel, keys: TakeKeys, take: SnapshotTake, leftover: readonly TakenEntry[],
   oldest: number, instanceId: string): Promise<boolean> {
   const snapshotKeys = take.snapshots.map(number => keys.snapshot + number)
-  for (let start = 0; ; start += MERGE_CHUNK) {
-    const final = start + MERGE_CHUNK >= leftover.length
+  let start = 0
+  let final: boolean
+  do {
+    final = start + MERGE_CHUNK >= leftover.length
     const owned = await redis.run(SETTLE, [keys.inflight, keys.live, ...snapshotKeys],
       [take.id, oldest, final ? '1' : '0', ...take.snapshots, ...encodeEntries(leftover.slice(start, start + MERGE_CHUNK), instanceId)])
     if (owned === 0) return false
-    if (final) return true
-  }
+    start += MERGE_CHUNK
+  } while (!final)
+  return true
 }

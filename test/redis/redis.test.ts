@@ -229,6 +229,23 @@ t.test('a leader that dies mid-flush: its successor delivers what it took and ha
   t.equal((await b.metering.flush()).sent, 0, 'recovered once')
 })
 
+t.test('a leader that dies after reporting a record dropped: its successor does not handle that usage again', async t => {
+  const kinde = await emulator(t)
+  const prefix = freshPrefix()
+  const a = member(t, kinde, prefix, { store: { leaseTtl: 200 } })
+  const b = member(t, kinde, prefix, { store: { leaseTtl: 200 } })
+  const taken = await takeUnsettled(t, a)
+  // Kinde refused agr_2's record and a reported it dropped, then a died before it settled.
+  a.store.dropped(taken.id, [taken.entries.find(entry => entry.id === 'agr_2')!.key])
+  await a.client.ping()
+  a.client.disconnect()
+  await waitFor(async () => (await b.metering.flush()).deliveredHere)
+  t.equal(kinde.usage('agr_1', 'searches'), '1')
+  t.equal(kinde.usage('agr_2', 'searches'), '0', 'reported once, by a: never sent')
+  t.equal(kinde.usage('agr_3', 'searches'), '3')
+  t.same(b.store.recovered, { snapshots: 1, entries: 2 })
+})
+
 t.test("under ambiguous: 'drop' what a dead leader took is reported through onDrop instead", async t => {
   const kinde = await emulator(t)
   const prefix = freshPrefix()
