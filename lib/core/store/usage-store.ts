@@ -66,7 +66,7 @@ export interface UsageStore extends TakeLedger {
    * is in flight. A store that is not shared always answers with a take, empty or not.
    */
   take (): Promise<Take | undefined>
-  /** What is pending now, read without walking every pair (a shared store may answer with its latest known figures). */
+  /** What is pending now; called every `syncInterval` and at each flush, so it should not walk every pair (a shared store may answer with its latest known figures). */
   pending (): StorePending
   /** Releases what the store holds open (never the user's own clients). */
   close (): Promise<void>
