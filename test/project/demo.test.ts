@@ -25,7 +25,7 @@ function servedRows (stdout: string): Array<{ agreement: string, feature: string
 }
 
 t.before(() => {
-  if (!existsSync(new URL('../dist/esm/index.js', import.meta.url))) {
+  if (!existsSync(new URL('../../dist/esm/index.js', import.meta.url))) {
     throw new Error('dist/ is missing: run `npm run build` first (npm test does)')
   }
 })

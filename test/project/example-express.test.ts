@@ -59,7 +59,7 @@ async function stop (example: Example): Promise<number | null> {
 }
 
 t.before(() => {
-  if (!existsSync(new URL('../dist/esm/express.js', import.meta.url))) {
+  if (!existsSync(new URL('../../dist/esm/express.js', import.meta.url))) {
     throw new Error('dist/ is missing: run `npm run build` first (npm test does)')
   }
 })

@@ -84,7 +84,7 @@ const json = (headers: Record<string, string>, body: unknown): RequestInit =>
   ({ method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) })
 
 t.before(() => {
-  if (!existsSync(new URL('../dist/esm/index.js', import.meta.url))) {
+  if (!existsSync(new URL('../../dist/esm/index.js', import.meta.url))) {
     throw new Error('dist/ is missing: run `npm run build` first (npm test does)')
   }
 })

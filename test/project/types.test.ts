@@ -11,7 +11,7 @@ import { TSC, run } from '../helpers/processes.js'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
 t.before(() => {
-  if (!existsSync(new URL('../dist/esm/index.d.ts', import.meta.url))) {
+  if (!existsSync(new URL('../../dist/esm/index.d.ts', import.meta.url))) {
     throw new Error('dist/ is missing: run `npm run build` first (npm test does)')
   }
 })
