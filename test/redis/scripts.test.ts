@@ -11,6 +11,7 @@ import { redisStore, type RedisStore, type RedisStoreOptions } from '../../lib/r
 import { MERGE_CHUNK } from '../../lib/redis/outbox.js'
 import { LEASE, MERGE_BATCH, PREPARE, SETTLE, TAKE } from '../../lib/redis/scripts.js'
 import type { KindeEmulator } from '../../lib/testing.js'
+import type { UsageEntry } from '../../lib/core/usage/types.js'
 import { emulator, FEATURES, memoryLogger } from '../fixtures.js'
 import { startRedisServer, waitFor } from '../helpers/redis-server.js'
 
@@ -58,7 +59,7 @@ function watched (client: Redis, options: { prologue?: string, answer?: (call: S
       errors.push(`${name}: ${(error as Error).message}`)
       throw error
     }
-    return options.answer === undefined ? reply : options.answer(call, reply)
+    return options.answer === undefined ? reply : await options.answer(call, reply)
   }
   const view = new Proxy(client, {
     get: (target, property) => property === 'evalsha' ? evalsha : (Reflect.get(target, property) as Function).bind(target)
@@ -171,4 +172,46 @@ t.test('a RedisStore used before the core attached it fails with an error that s
   await t.rejects(store.take(), notAttached)
   await t.rejects(store.close(), notAttached)
   t.same(store.pending(), { pairs: 0, micros: 0, oldest: Infinity }, 'nothing was kept')
+})
+
+t.test('a lease that changes hands between the two steps of a take: no take, and the usage waits for the new holder', async t => {
+  const kinde = await emulator(t)
+  const prefix = `{race${++prefixes}}:`
+  const admin = connect(t)
+  let raced = false
+  const spied = watched(connect(t), {
+    // Between PREPARE and TAKE, another instance takes the lease (the holder's expired meanwhile).
+    answer: async (call, reply) => {
+      if (call.name === 'PREPARE' && !raced) {
+        raced = true
+        await admin.set(`${prefix}lease`, 'another-instance', 'PX', 60_000)
+      }
+      return reply
+    }
+  })
+  const a = member(t, kinde, prefix, spied.client)
+  a.metering.record({ agreementId: 'agr_1' }, 'searches', 2.5)
+  const lost = await a.metering.flush()
+  t.equal(lost.deliveredHere, false, 'TAKE found the lease held by another instance')
+  t.equal(a.store.isLeader, false)
+  t.equal(kinde.usage('agr_1', 'searches'), '0')
+  await admin.del(`${prefix}lease`)
+  t.equal((await a.metering.flush()).sent, 1, 'merged once, delivered by the next holder')
+  t.equal(kinde.usage('agr_1', 'searches'), '2.5')
+})
+
+t.test('a level held by two snapshots of one take: the later set wins, whichever snapshot holds it', async t => {
+  const kinde = await emulator(t)
+  const prefix = `{levels${++prefixes}}:`
+  const deadClient = connect(t)
+  const dead = member(t, kinde, prefix, deadClient, { leaseTtl: 200 })
+  const b = member(t, kinde, prefix, connect(t), { leaseTtl: 200 })
+  const seats = (micros: number, at: number): UsageEntry => ({ kind: 0, id: 'agr_1', feature: 'seats', micros, at, absolute: true })
+  await dead.store.add({ entries: [seats(7_000_000, 2_000)], oldest: 2_000 })
+  t.equal((await dead.store.take())?.entries.length, 1, 'taken, then never settled: the instance died')
+  deadClient.disconnect()
+  // Set before the dead instance's value, merged after it: its snapshot is claimed last.
+  await b.store.add({ entries: [seats(5_000_000, 1_000)], oldest: 1_000 })
+  await waitFor(async () => (await b.metering.flush()).deliveredHere)
+  t.same(kinde.records.filter(record => record.applied).map(record => record.meter_value), ['7'], 'one record, of the later value')
 })
