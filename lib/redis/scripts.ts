@@ -23,8 +23,9 @@
  *
  * Every key a script touches is declared in its `KEYS` (the store learns which snapshots are in
  * flight with {@link PREPARE} before {@link TAKE} claims them), so a client `keyPrefix` applies to
- * all of them, and servers that refuse undeclared keys run the scripts too. The prefix's Redis
- * Cluster hash tag keeps them in one slot.
+ * all of them, as do servers that enforce declared keys (Redis 7 itself does not check, even for
+ * a `#!lua` script without `allow-cross-slot-keys`: test/redis/scripts.test.ts runs the scripts
+ * behind a guard that does). The prefix's Redis Cluster hash tag keeps them in one slot.
  */
 import { createHash } from 'node:crypto'
 
