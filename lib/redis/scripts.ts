@@ -22,10 +22,10 @@
  * put back after a failed send never replaces one of its origin's set since.
  *
  * Every key a script touches is declared in its `KEYS` (the store learns which snapshots are in
- * flight with {@link PREPARE} before {@link TAKE} claims them), so a client `keyPrefix` applies to
- * all of them, as do servers that enforce declared keys (Redis 7 itself does not check, even for
- * a `#!lua` script without `allow-cross-slot-keys`: test/redis/scripts.test.ts runs the scripts
- * behind a guard that does). The prefix's Redis Cluster hash tag keeps them in one slot.
+ * flight with {@link PREPARE} before {@link TAKE} claims them): a client `keyPrefix` applies to
+ * all of them, and servers that enforce declared keys accept the scripts. A standalone Redis 7.0
+ * does not check, even for a `#!lua` script, so test/redis/scripts.test.ts runs the scripts behind
+ * a guard that does. The prefix's Redis Cluster hash tag keeps every key in one slot.
  */
 import { createHash } from 'node:crypto'
 
