@@ -42,12 +42,16 @@ export interface TakeLedger {
   settle (take: string): void | Promise<void>
 }
 
-/** A key per (reference kind, id, feature, sum or level): the id's length keeps `a` + `bc` apart from `ab` + `c`. */
+/**
+ * The one function that builds the key of an entry: sum or level first, then (reference kind, id,
+ * feature), the id's length keeping `a` + `bc` apart from `ab` + `c` (a feature code may hold any
+ * character, so nothing may follow it).
+ */
 export function entryKey (entry: UsageEntry): string {
-  return `${entry.kind}${entry.id.length}:${entry.id}${entry.feature}${entry.absolute === true ? '\na' : ''}`
+  return `${entry.absolute === true ? 'a' : 's'}${entry.kind}${entry.id.length}:${entry.id}${entry.feature}`
 }
 
-/** The entries of a take, each with its key: the one place keys are built. */
+/** The entries of a take, each with its key. */
 export function keyed (entries: readonly UsageEntry[]): TakenEntry[] {
   return entries.map(entry => ({ ...entry, key: entryKey(entry) }))
 }

@@ -31,3 +31,14 @@ t.test('pending() follows adds, takes and put-backs exactly, levels counted as p
   t.same(next.entries.map(({ key, ...entry }) => entry).sort((a, b) => a.feature.localeCompare(b.feature)),
     [sum('agr_1', 300_001, 40), level('agr_1', 5_000_000, 15)])
 })
+
+t.test('keys never collide, whatever characters a feature code holds: every entry put back comes back', async t => {
+  const store = new MemoryStore()
+  // A sum of feature "x\na" and a level of feature "x" of one customer: two pairs, two keys.
+  store.add({ entries: [{ ...sum('agr_1', 1_000_000, 10), feature: 'x\na' }, { ...level('agr_1', 2_000_000, 10), feature: 'x' }], oldest: 10 })
+  const take = await store.take()
+  t.equal(new Set(keysOf(take.entries)).size, 2)
+  store.putBack(take.id, keysOf(take.entries))
+  store.settle(take.id)
+  t.same((await store.take()).entries.map(entry => [entry.feature, entry.micros]).sort(), [['x\na', 1_000_000], ['x', 2_000_000]])
+})
