@@ -38,7 +38,7 @@ export interface StoreContext {
  * Keeps pending usage between flushes. The protocol, as the core follows it:
  * 1. {@link UsageStore.attach} once, before anything else;
  * 2. {@link UsageStore.add} with what this process recorded, every {@link UsageStore.syncInterval}
- *    and before each flush;
+ *    (or the journal's, when shorter) and before each flush;
  * 3. a flush calls {@link UsageStore.take}; while the take is open no other take starts. Each
  *    key of the take is then named once in `delivered`, `dropped` or `putBack` (see
  *    {@link TakeLedger}), always with the take's id, and {@link UsageStore.settle} ends it;
