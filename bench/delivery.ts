@@ -31,7 +31,7 @@ async function main (): Promise<void> {
     clientId: kinde.clientId,
     clientSecret: kinde.clientSecret,
     flushInterval: 3_600_000,
-    maxPendingKeys: 2 * pairs,
+    maxPendingPairs: 2 * pairs,
     logger: { debug () {}, info () {}, warn () {}, error () {} }
   })
   const recordAll = (customers: number): void => {

@@ -58,7 +58,7 @@ async function main (): Promise<void> {
     clientId: kinde.clientId,
     clientSecret: kinde.clientSecret,
     flushInterval: 3_600_000,
-    maxPendingKeys: 2 * pairs,
+    maxPendingPairs: 2 * pairs,
     logger: { debug () {}, info () {}, warn () {}, error () {} }
   })
   const customers = pairs / FEATURES.length
@@ -88,7 +88,7 @@ async function main (): Promise<void> {
     now = process.hrtime.bigint()
   } while (now < end)
   const opsPerSecond = ops / (Number(now - start) / 1e9)
-  tell({ type: 'result', pairs, heapBytesPerPair, opsPerSecond, pending: metering.stats().pending.keys } satisfies RecordingResult)
+  tell({ type: 'result', pairs, heapBytesPerPair, opsPerSecond, pending: metering.stats().pending.pairs } satisfies RecordingResult)
   process.disconnect()
 }
 

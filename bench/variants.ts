@@ -66,7 +66,7 @@ export function meteringOptions (kinde: ServerConfig['kinde']): {
   clientId: string
   clientSecret: string
   customer: (request: { headers: Record<string, string | string[] | undefined> }) => { agreementId: string } | undefined
-  maxPendingKeys: number
+  maxPendingPairs: number
 } {
   return {
     domain: kinde.url,
@@ -77,7 +77,7 @@ export function meteringOptions (kinde: ServerConfig['kinde']): {
       return id === undefined ? undefined : { agreementId: id }
     },
     // 100,000 customers × 2 features; the default flush interval (60 s) outlasts the run.
-    maxPendingKeys: 1_000_000
+    maxPendingPairs: 1_000_000
   }
 }
 
@@ -85,7 +85,7 @@ export function meteringOptions (kinde: ServerConfig['kinde']): {
 export function serverStats (metering: MeteringStats | undefined): ServerStats {
   const stats: ServerStats = { rss: process.memoryUsage().rss }
   if (metering !== undefined) {
-    stats.pendingPairs = metering.pending.keys
+    stats.pendingPairs = metering.pending.pairs
     stats.lost = Object.values(metering.refused).reduce((sum, count) => sum + count, 0) + metering.dropped.overflow.records
   }
   return stats

@@ -449,7 +449,7 @@ async function main (): Promise<number> {
     lastProgress += 1000
     const stats = app.metering.stats()
     out(`${stamp(startedAt)} ${ledger.requests} requests (${ledger.ok} served, ${ledger.failed} failed); ` +
-      `pending ${stats.pending.keys} pairs, ${grouped(stats.pending.units)} units; ` +
+      `pending ${stats.pending.pairs} pairs, ${grouped(stats.pending.units)} units; ` +
       (stats.inFlight > 0 ? `${stats.inFlight} sends in flight; ` : '') +
       `Kinde accepted ${stats.sent.records} records`)
   }, 100)
@@ -460,13 +460,13 @@ async function main (): Promise<number> {
   out()
   out(`traffic done after ${((Date.now() - startedAt) / 1000).toFixed(1)} s: ${ledger.requests} requests, ${ledger.ok} served, ${ledger.failed} failed`)
   const before = app.metering.stats()
-  out(`closing: app.close() flushes what is pending (${before.pending.keys} pairs, ${grouped(before.pending.units)} units)`)
+  out(`closing: app.close() flushes what is pending (${before.pending.pairs} pairs, ${grouped(before.pending.units)} units)`)
   clearInterval(progress)
   await app.close()
   reportFlush(app.metering.stats().lastFlush)
   const after = app.metering.stats()
   const droppedRecords = Object.values(after.dropped).reduce((sum, tally) => sum + tally.records, 0)
-  out(`closed: ${after.sent.records - before.sent.records} more records sent; ${after.pending.keys} pairs left pending; ${droppedRecords} dropped`)
+  out(`closed: ${after.sent.records - before.sent.records} more records sent; ${after.pending.pairs} pairs left pending; ${droppedRecords} dropped`)
   out()
 
   out('delivery')

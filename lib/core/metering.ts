@@ -15,6 +15,7 @@ import { FeatureKinds } from './usage/feature-kinds.js'
 import { SendGate } from './delivery/gate.js'
 import { KindeHttp } from './kinde/http.js'
 import { Journal } from './journal/journal.js'
+import { NO_JOURNAL, type UsageJournal } from './journal/usage-journal.js'
 import { KindeApi } from './kinde/api.js'
 import { consoleLogger } from './report/logger.js'
 import { resolveConfig, type MeteringConfig, type MeteringOptions } from './config/options.js'
@@ -50,7 +51,7 @@ export class Metering {
   readonly #tokens: TokenProvider
   readonly #resolver: AgreementResolver
   readonly #flusher: Flusher
-  readonly #journal: Journal | undefined
+  readonly #journal: UsageJournal
   readonly #deadLetter: DeadLetter | undefined
   readonly #featureKinds = new FeatureKinds()
   /** Epoch ms of the latest `set()`: values get non-decreasing times, so a clock stepping back never reorders them. */
@@ -74,12 +75,12 @@ export class Metering {
     const drops = new DropReporter(this.#counters, logger, this.config.onDrop, this.config.agreementCacheTtl, this.#deadLetter)
     const delivery = new Delivery(this.config, api, this.#resolver, new SendGate(this.config.maxRequestsPerSecond),
       this.#counters, drops, logger)
-    this.#store.attach?.({
+    this.#store.attach({
       logger,
       ambiguous: this.config.ambiguous,
       drop: (entries, reason, error) => { drops.report(entries.map(entry => ({ entry, error })), reason) }
     })
-    this.#journal = this.config.journal && new Journal(this.config.journal, this.config.ambiguous === 'drop', logger)
+    this.#journal = this.config.journal === undefined ? NO_JOURNAL : new Journal(this.config.journal, this.config.ambiguous === 'drop', logger)
     this.#flusher = new Flusher({
       config: this.config,
       logger,
@@ -195,7 +196,7 @@ export class Metering {
     const held = this.#store.pending()
     const oldest = Math.min(held.oldest, this.#local.oldest)
     return {
-      pending: { keys: held.keys + this.#local.size, units: formatMicros(addMicros(held.micros, this.#local.total())) },
+      pending: { pairs: held.pairs + this.#local.size, units: formatMicros(addMicros(held.micros, this.#local.total())) },
       oldestPendingAgeMs: oldest === Infinity ? 0 : Date.now() - oldest,
       inFlight: this.#counters.inFlight,
       sent: this.#counters.sent.toJSON(),
@@ -206,7 +207,7 @@ export class Metering {
       lookups: { ...this.#resolver.lookups },
       tokensFetched: this.#tokens.fetched,
       lastFlush: this.#counters.lastFlush,
-      journal: this.#journal?.stats(),
+      journal: this.#journal.stats(),
       deadLetter: this.#deadLetter?.stats()
     }
   }

@@ -35,7 +35,7 @@ export class RedisChannel {
       if (!this.#down) {
         this.#down = true
         this.logger!.error({ err: error },
-          'kinde-metering: Redis is unavailable; usage stays in this instance\'s memory (up to maxPendingKeys) and is merged when Redis answers again')
+          'kinde-metering: Redis is unavailable; usage stays in this instance\'s memory (up to maxPendingPairs) and is merged when Redis answers again')
       }
       throw error
     }
@@ -48,7 +48,7 @@ export class RedisChannel {
 
   /**
    * Deletes hash fields without waiting or retrying: for work whose loss only costs a repeat
-   * (see `RedisStore.settledEntries`).
+   * (see `RedisStore.delivered`).
    */
   forget (key: string, fields: string[]): void {
     this.#client.hdel(key, fields).catch(ignore)

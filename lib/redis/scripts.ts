@@ -21,8 +21,11 @@
  * instance's merge agrees), and from one origin, by the value merged last, except that a value
  * put back after a failed send never replaces one of its origin's set since.
  *
- * Scripts derive snapshot keys from the name of a key they were given, so a client `keyPrefix`
- * and a Redis Cluster hash tag in the prefix both carry over.
+ * Every key a script touches is declared in its `KEYS` (the store learns which snapshots are in
+ * flight with {@link PREPARE} before {@link TAKE} claims them): a client `keyPrefix` applies to
+ * all of them, and servers that enforce declared keys accept the scripts. A standalone Redis 7.0
+ * does not check, even for a `#!lua` script, so test/redis/scripts.test.ts runs the scripts behind
+ * a guard that does. The prefix's Redis Cluster hash tag keeps every key in one slot.
  */
 import { createHash } from 'node:crypto'
 
@@ -41,9 +44,10 @@ function script (source: string): Script {
 
 /**
  * Lua helpers shared by the scripts that merge usage: `add` sums two decimal strings of any
- * length; `later` orders two absolute values; `merge` adds ARGV quadruples (pair, high, low, at)
- * from `from` on into a usage hash; a quadruple whose high part is `a` is an absolute value
- * (pair, 'a', '<at> <origin> <micros>', at), held when later (`putBack`: it failed to send).
+ * length; `later` orders two absolute values; `mergeOne` adds the ARGV quadruple (pair, high,
+ * low, at) at `i` into a usage hash; a quadruple whose high part is `a` is an absolute value
+ * (pair, 'a', '<at> <origin> <micros>', at), held when later (`putBack`: it failed to send);
+ * `merge` adds every quadruple from `from` on and keeps the hash's earliest time.
  */
 const MERGE = `
 local function add(a, b)
@@ -66,26 +70,32 @@ local function later(value, held, putBack)
   return not putBack
 end
 
-local function merge(key, oldest, from, putBack)
-  for i = from, #ARGV, 4 do
-    local pair, high, at = ARGV[i], ARGV[i + 1], ARGV[i + 3]
-    if high == 'a' then
-      local held = redis.call('HGET', key, 'a' .. pair)
-      if not held or later(ARGV[i + 2], held, putBack) then redis.call('HSET', key, 'a' .. pair, ARGV[i + 2]) end
-    else
-      if redis.call('HINCRBY', key, 'l' .. pair, ARGV[i + 2]) >= ${LOW_BASE} then
-        redis.call('HINCRBY', key, 'l' .. pair, '-${LOW_BASE}')
-        high = add(high, '1')
-      end
-      if high ~= '0' then
-        redis.call('HSET', key, 'h' .. pair, add(redis.call('HGET', key, 'h' .. pair) or '0', high))
-      end
-      local latest = redis.call('HGET', key, 't' .. pair)
-      if not latest or tonumber(latest) < tonumber(at) then redis.call('HSET', key, 't' .. pair, at) end
-    end
+local function mergeOne(key, i, putBack)
+  local pair, high, at = ARGV[i], ARGV[i + 1], ARGV[i + 3]
+  if high == 'a' then
+    local held = redis.call('HGET', key, 'a' .. pair)
+    if not held or later(ARGV[i + 2], held, putBack) then redis.call('HSET', key, 'a' .. pair, ARGV[i + 2]) end
+    return
   end
+  if redis.call('HINCRBY', key, 'l' .. pair, ARGV[i + 2]) >= ${LOW_BASE} then
+    redis.call('HINCRBY', key, 'l' .. pair, '-${LOW_BASE}')
+    high = add(high, '1')
+  end
+  if high ~= '0' then
+    redis.call('HSET', key, 'h' .. pair, add(redis.call('HGET', key, 'h' .. pair) or '0', high))
+  end
+  local latest = redis.call('HGET', key, 't' .. pair)
+  if not latest or tonumber(latest) < tonumber(at) then redis.call('HSET', key, 't' .. pair, at) end
+end
+
+local function keepEarliest(key, oldest)
   local earliest = redis.call('HGET', key, 'o')
   if not earliest or tonumber(earliest) > tonumber(oldest) then redis.call('HSET', key, 'o', oldest) end
+end
+
+local function merge(key, oldest, from, putBack)
+  for i = from, #ARGV, 4 do mergeOne(key, i, putBack) end
+  keepEarliest(key, oldest)
 end
 `
 
@@ -103,10 +113,27 @@ return 1
 `)
 
 /**
+ * The first step of a take: when the lease is free or ours, numbers the snapshot the take will
+ * make and lists the snapshots in flight, so that {@link TAKE} can declare every key it touches.
+ * KEYS: lease, inflight, seq. ARGV: instance id.
+ * Returns nil when another instance holds the lease; else the new snapshot's number, then the
+ * numbers of the snapshots in flight.
+ */
+export const PREPARE = script(`
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return nil end
+local out = redis.call('HKEYS', KEYS[2])
+table.insert(out, 1, tostring(redis.call('INCR', KEYS[3])))
+return out
+`)
+
+/**
  * Takes the lease if free or ours, then snapshots `live` and claims every snapshot still in
- * flight (left by a take that never settled).
- * KEYS: lease, live, inflight, seq. ARGV: instance id, take id, lease TTL (ms), adopt ('1': claim
- * other instances' snapshots, '0': delete them).
+ * flight (left by a take that never settled) among those {@link PREPARE} listed; one that became
+ * in flight since is claimed by the next take.
+ * KEYS: lease, live, inflight, then the snapshots: the new one first, then those in flight.
+ * ARGV: instance id, take id, lease TTL (ms), adopt ('1': claim other instances' snapshots, '0':
+ * delete them), then the snapshots' numbers, in the order of their keys.
  * Returns nil when another instance holds the lease; else a flat list of (snapshot number, 1 when
  * it certainly was not delivered (this instance's own) else 0, its fields).
  */
@@ -114,54 +141,71 @@ export const TAKE = script(`
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return nil end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-local base = string.sub(KEYS[3], 1, #KEYS[3] - #'inflight') .. 'snapshot:'
 local mine = ARGV[1] .. ':'
 local out = {}
-local inflight = redis.call('HGETALL', KEYS[3])
-for i = 1, #inflight, 2 do
-  local number, owner = inflight[i], inflight[i + 1]
-  local certain = string.sub(owner, 1, #mine) == mine
-  out[#out + 1] = number
-  out[#out + 1] = certain and 1 or 0
-  out[#out + 1] = redis.call('HGETALL', base .. number)
-  if certain or ARGV[4] == '1' then
-    redis.call('HSET', KEYS[3], number, ARGV[2])
-  else
-    redis.call('DEL', base .. number)
-    redis.call('HDEL', KEYS[3], number)
+for i = 5, #KEYS do
+  local number = ARGV[i + 1]
+  local owner = redis.call('HGET', KEYS[3], number)
+  if owner then
+    local certain = string.sub(owner, 1, #mine) == mine
+    out[#out + 1] = number
+    out[#out + 1] = certain and 1 or 0
+    out[#out + 1] = redis.call('HGETALL', KEYS[i])
+    if certain or ARGV[4] == '1' then
+      redis.call('HSET', KEYS[3], number, ARGV[2])
+    else
+      redis.call('DEL', KEYS[i])
+      redis.call('HDEL', KEYS[3], number)
+    end
   end
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  local number = tostring(redis.call('INCR', KEYS[4]))
-  redis.call('RENAME', KEYS[2], base .. number)
-  redis.call('HSET', KEYS[3], number, ARGV[2])
-  out[#out + 1] = number
+  redis.call('RENAME', KEYS[2], KEYS[4])
+  redis.call('HSET', KEYS[3], ARGV[5], ARGV[2])
+  out[#out + 1] = ARGV[5]
   out[#out + 1] = 1
-  out[#out + 1] = redis.call('HGETALL', base .. number)
+  out[#out + 1] = redis.call('HGETALL', KEYS[4])
 end
 return out
 `)
 
 /**
- * Ends a take: deletes the snapshots it owns and merges what was not delivered back into `live`,
- * in one step, so a crash never leaves both. When another instance claimed the snapshots (this
- * one lost the lease), it delivers them and nothing is merged back.
- * KEYS: inflight, live. ARGV: take id, oldest, then quadruples.
+ * Ends a take, in steps of at most `MERGE_CHUNK` pairs: each step moves the pairs it is given
+ * that the take's snapshots still hold back into `live` (merged, and deleted from the
+ * snapshots), so a step run twice, or a crash between steps, never counts a pair twice; the
+ * last step (`final`) deletes the snapshots. When another instance claimed the snapshots (this
+ * one lost the lease), it delivers them and nothing is moved.
+ * KEYS: inflight, live, then the take's snapshots. ARGV: take id, oldest, final ('1' or '0'),
+ * the snapshots' numbers in the order of their keys, then quadruples.
  * Returns 1 when the take still owned its snapshots, else 0.
  */
 export const SETTLE = script(`${MERGE}
-local base = string.sub(KEYS[1], 1, #KEYS[1] - #'inflight') .. 'snapshot:'
-local owned = 0
-local inflight = redis.call('HGETALL', KEYS[1])
-for i = 1, #inflight, 2 do
-  if inflight[i + 1] == ARGV[1] then
-    owned = 1
-    redis.call('DEL', base .. inflight[i])
-    redis.call('HDEL', KEYS[1], inflight[i])
+local owned = {}
+for i = 3, #KEYS do
+  if redis.call('HGET', KEYS[1], ARGV[i + 1]) == ARGV[1] then owned[#owned + 1] = i end
+end
+if #owned == 0 then return 0 end
+local moved = false
+for i = #KEYS + 2, #ARGV, 4 do
+  local pair = ARGV[i]
+  local held = 0
+  for _, k in ipairs(owned) do
+    if ARGV[i + 1] == 'a' then held = held + redis.call('HDEL', KEYS[k], 'a' .. pair)
+    else held = held + redis.call('HDEL', KEYS[k], 'l' .. pair, 'h' .. pair, 't' .. pair) end
+  end
+  if held > 0 then
+    mergeOne(KEYS[2], i, true)
+    moved = true
   end
 end
-if owned == 1 and #ARGV > 2 then merge(KEYS[2], ARGV[2], 3, true) end
-return owned
+if moved then keepEarliest(KEYS[2], ARGV[2]) end
+if ARGV[3] == '1' then
+  for _, k in ipairs(owned) do
+    redis.call('DEL', KEYS[k])
+    redis.call('HDEL', KEYS[1], ARGV[k + 1])
+  end
+end
+return 1
 `)
 
 /**

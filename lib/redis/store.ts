@@ -12,14 +12,16 @@
 import { randomUUID } from 'node:crypto'
 import { deltaMicros, type UsageBatch } from '../core/usage/aggregator.js'
 import { formatMicros } from '../core/usage/decimal.js'
-import { InvalidOptionError } from '../core/report/errors.js'
+import { InvalidOptionError, KindeMeteringError } from '../core/report/errors.js'
+import type { Take, TakenEntry } from '../core/store/take.js'
 import type { StoreContext, StorePending, UsageStore } from '../core/store/usage-store.js'
 import type { UsageEntry } from '../core/usage/types.js'
 import { RedisChannel } from './channel.js'
-import { decodeHash, encodeEntries, fieldsOf } from './codec.js'
+import { fieldsOf } from './codec.js'
 import { Lease } from './lease.js'
 import { MergeOutbox } from './outbox.js'
-import { SETTLE, TAKE, type ScriptClient } from './scripts.js'
+import type { ScriptClient } from './scripts.js'
+import { claimSnapshots, settleSnapshots, takeOf, type SnapshotTake, type TakeKeys } from './snapshots.js'
 
 /** The validated settings of a {@link RedisStore}. */
 export interface RedisStoreConfig {
@@ -31,19 +33,22 @@ export interface RedisStoreConfig {
 }
 
 /** A take under way, until it settles. */
-interface Take {
-  id: string
-  /** The snapshot number each taken entry came from. */
-  from: Map<UsageEntry, string>
-  leftover: UsageEntry[]
-  oldest: number
-  /** Whether it claimed any snapshot (else there is nothing to settle). */
-  owns: boolean
+interface OpenTake {
+  take: SnapshotTake
+  /** Its entries by key. */
+  byKey: Map<string, TakenEntry>
+  leftover: TakenEntry[]
   /** Whether a settle was sent before (and may have run without answering). */
   settling: boolean
 }
 
-/** Pending usage shared by a fleet through Redis. Create it with `redisStore()`. */
+const NOT_ATTACHED = 'kinde-metering: this RedisStore is not in use: pass it as the store option of the Fastify plugin, ' +
+  'the Express middleware or new Metering(), which attach it, and use it through them'
+
+/**
+ * Pending usage shared by a fleet through Redis. Create it with `redisStore()` and pass it as
+ * the `store` option: the core attaches it, and its methods are the core's (see {@link UsageStore}).
+ */
 export class RedisStore implements UsageStore {
   /** Milliseconds between merges of this instance's sums into Redis. */
   readonly syncInterval: number
@@ -54,15 +59,14 @@ export class RedisStore implements UsageStore {
 
   readonly #redis: RedisChannel
   readonly #leaseTtl: number
-  readonly #keys: { live: string, lease: string, inflight: string, seq: string, seen: string, snapshot: string }
-  #context = undefined as unknown as StoreContext
-  #attached = false
+  readonly #keys: TakeKeys & { seen: string }
+  #context: StoreContext | undefined
   readonly #outbox: MergeOutbox
   readonly #lease: Lease
   #takes = 0
-  #take: Take | undefined
+  #open: OpenTake | undefined
   /** A take whose settle Redis did not confirm: settled again before the next take. */
-  #unsettled: Take | undefined
+  #unsettled: OpenTake | undefined
   readonly #recovered = { snapshots: 0, entries: 0 }
 
   constructor (config: RedisStoreConfig) {
@@ -101,16 +105,19 @@ export class RedisStore implements UsageStore {
    * @throws InvalidOptionError when another metering instance already uses this store.
    */
   attach (context: StoreContext): void {
-    if (this.#attached) {
+    if (this.#context !== undefined) {
       throw new InvalidOptionError('store', 'is already used by another kinde-metering instance: give each one its own redisStore()')
     }
-    this.#attached = true
     this.#context = context
     this.#redis.logger = context.logger
   }
 
-  /** Keeps the batch in memory and sends it, with anything kept earlier, to Redis. Never rejects. */
+  /**
+   * Keeps the batch in memory and sends it, with anything kept earlier, to Redis. Never rejects.
+   * @throws KindeMeteringError (`KINDE_METERING_STORE_NOT_ATTACHED`) before the core attached the store.
+   */
   add (batch: UsageBatch): Promise<void> {
+    this.#attached()
     return this.#outbox.add(batch)
   }
 
@@ -119,91 +126,73 @@ export class RedisStore implements UsageStore {
    * earlier takes left in flight; `undefined` when another instance holds it or Redis is
    * unavailable. Never rejects.
    */
-  async take (): Promise<UsageBatch | undefined> {
+  async take (): Promise<Take | undefined> {
+    const context = this.#attached()
     if (this.#unsettled !== undefined && !await this.#settle(this.#unsettled)) return undefined
     const id = `${this.instanceId}:${++this.#takes}`
-    const adopt = this.#context.ambiguous === 'retry'
-    let reply: Array<string | number | string[]> | null
+    const adopt = context.ambiguous === 'retry'
+    let claimed: Awaited<ReturnType<typeof claimSnapshots>>
     try {
-      reply = await this.#redis.run(TAKE, [this.#keys.lease, this.#keys.live, this.#keys.inflight, this.#keys.seq],
-        [this.instanceId, id, this.#leaseTtl, adopt ? '1' : '0']) as typeof reply
+      claimed = await claimSnapshots(this.#redis, this.#keys, this.instanceId, id, this.#leaseTtl, adopt)
     } catch {
       return undefined
     }
-    if (reply === null) {
+    if (claimed === null) {
       this.#lease.follow()
       return undefined
     }
     this.#lease.lead()
-    const take: Take = { id, from: new Map(), leftover: [], oldest: Infinity, owns: false, settling: false }
-    const entries: UsageEntry[] = []
-    let oldest = Infinity
     let orphaned: UsageEntry[] = []
-    for (let i = 0; i < reply.length; i += 3) {
-      const number = String(reply[i])
-      const certain = reply[i + 1] === 1
-      const snapshot = decodeHash(reply[i + 2] as string[])
-      if (!certain) {
-        this.#recovered.snapshots++
-        this.#recovered.entries += snapshot.entries.length
-        orphaned = orphaned.concat(snapshot.entries)
-        if (!adopt) continue
-      }
-      take.owns = true
-      for (const entry of snapshot.entries) {
-        take.from.set(entry, number)
-        entries.push(entry)
-      }
-      oldest = Math.min(oldest, snapshot.oldest)
+    for (const snapshot of claimed.filter(snapshot => !snapshot.certain)) {
+      this.#recovered.snapshots++
+      this.#recovered.entries += snapshot.entries.length
+      orphaned = orphaned.concat(snapshot.entries)
     }
-    this.#take = take
+    const take = takeOf(id, adopt ? claimed : claimed.filter(snapshot => snapshot.certain))
+    this.#open = { take, byKey: new Map(take.entries.map(entry => [entry.key, entry])), leftover: [], settling: false }
     if (orphaned.length > 0) this.#reportOrphaned(orphaned, adopt)
-    return { entries, oldest }
+    return take
   }
 
-  /** Forgets settled (delivered or dropped) entries in Redis at once, so a successor never handles them again. */
-  settledEntries (entries: UsageEntry[]): void {
-    const from = this.#take!.from
-    const fields = new Map<string, string[]>()
-    for (const entry of entries) {
-      const key = this.#keys.snapshot + from.get(entry)!
-      fields.set(key, (fields.get(key) ?? []).concat(fieldsOf(entry)))
-    }
-    // Not awaited and not retried: a lost HDEL only means that, should this instance die before
-    // it settles, its successor delivers the record again (at-least-once, as documented).
-    for (const [key, names] of fields) this.#redis.forget(key, names)
+  /** Forgets delivered entries in Redis at once, so a successor never delivers them again. */
+  delivered (_take: string, keys: readonly string[]): void {
+    this.#forget(keys)
   }
 
-  /** Keeps what was not delivered, to merge back into Redis when the take settles. */
-  putBack (batch: UsageBatch): void {
-    const take = this.#take!
-    take.leftover = take.leftover.concat(batch.entries)
-    take.oldest = Math.min(take.oldest, batch.oldest)
+  /** Forgets dropped entries in Redis at once: they were reported, and a successor must not handle them again. */
+  dropped (_take: string, keys: readonly string[]): void {
+    this.#forget(keys)
+  }
+
+  /** Keeps what was not delivered, to move back into Redis's live usage when the take settles. */
+  putBack (_take: string, keys: readonly string[]): void {
+    const open = this.#open!
+    for (const key of keys) open.leftover.push(open.byKey.get(key)!)
   }
 
   /**
-   * Deletes the taken snapshots and merges what was put back into Redis, in one step. When Redis
+   * Deletes the taken snapshots and moves what was put back into Redis's live usage. When Redis
    * does not confirm, the take is kept and settled again before the next one. Never rejects.
    */
-  async settle (): Promise<void> {
-    const take = this.#take!
-    this.#take = undefined
-    if (take.owns) await this.#settle(take)
+  async settle (_take: string): Promise<void> {
+    const open = this.#open!
+    this.#open = undefined
+    if (open.take.snapshots.length > 0) await this.#settle(open)
   }
 
   /** What this instance holds in memory: not yet merged into Redis, or put back and not yet settled. */
   pending (): StorePending {
     const { unsynced, outgoing } = this.#outbox.held()
-    let keys = unsynced.size
+    let pairs = unsynced.size
     let micros = unsynced.total()
     let oldest = unsynced.oldest
-    const held = this.#unsettled === undefined ? outgoing : [...outgoing, { entries: this.#unsettled.leftover, oldest: this.#unsettled.oldest }]
+    const held = this.#unsettled === undefined ? outgoing : [...outgoing, { entries: this.#unsettled.leftover, oldest: this.#unsettled.take.oldest }]
     for (const batch of held) {
-      keys += batch.entries.length
+      pairs += batch.entries.length
       micros = deltaMicros(batch.entries, micros)
       oldest = Math.min(oldest, batch.oldest)
     }
-    return { keys, micros, oldest }
+    return { pairs, micros, oldest }
   }
 
   /**
@@ -213,32 +202,55 @@ export class RedisStore implements UsageStore {
    * client.
    */
   async close (): Promise<void> {
+    const context = this.#attached()
     this.#lease.follow()
     const { unconfirmed, unsent } = await this.#outbox.close()
     await this.#lease.release()
     if (unconfirmed.length > 0) {
-      this.#context.drop(unconfirmed, 'ambiguous', { message: 'Redis did not confirm this merge before close: another instance may deliver it' })
+      context.drop(unconfirmed, 'ambiguous', { message: 'Redis did not confirm this merge before close: another instance may deliver it' })
     }
-    if (unsent.length > 0) this.#context.drop(unsent, 'shutdown', { message: 'Redis was unreachable until close' })
+    if (unsent.length > 0) context.drop(unsent, 'shutdown', { message: 'Redis was unreachable until close' })
   }
 
-  async #settle (take: Take): Promise<boolean> {
-    const retried = take.settling
-    take.settling = true
-    let owned: unknown
+  async #settle (open: OpenTake): Promise<boolean> {
+    const retried = open.settling
+    open.settling = true
+    let owned: boolean
     try {
-      owned = await this.#redis.run(SETTLE, [this.#keys.inflight, this.#keys.live], [take.id, take.oldest, ...encodeEntries(take.leftover, this.instanceId)])
+      owned = await settleSnapshots(this.#redis, this.#keys, open.take, open.leftover, open.take.oldest, this.instanceId)
     } catch {
-      this.#unsettled = take
+      this.#unsettled = open
       return false
     }
     this.#unsettled = undefined
     // Not owned on a retry may only mean that the earlier attempt ran: Redis never answered it.
-    if (owned === 0 && !retried) {
-      this.#context.logger.warn({ records: take.from.size },
+    if (!owned && !retried) {
+      this.#attached().logger.warn({ records: open.take.entries.length },
         'kinde-metering: another instance took over this flush (this one lost the Redis lease); it delivers again what this one took')
     }
     return true
+  }
+
+  /** Deletes the fields of these keys from every snapshot of the open take that holds them. */
+  #forget (keys: readonly string[]): void {
+    const { take, byKey } = this.#open!
+    const fields = new Map<string, string[]>()
+    for (const key of keys) {
+      const names = fieldsOf(byKey.get(key)!)
+      for (const number of take.from.get(key)!) {
+        const snapshot = this.#keys.snapshot + number
+        fields.set(snapshot, (fields.get(snapshot) ?? []).concat(names))
+      }
+    }
+    // Not awaited and not retried: a lost HDEL only means that, should this instance die before
+    // it settles, its successor delivers the record again (at-least-once, as documented).
+    for (const [snapshot, names] of fields) this.#redis.forget(snapshot, names)
+  }
+
+  /** The core's context. @throws KindeMeteringError before the core attached this store. */
+  #attached (): StoreContext {
+    if (this.#context === undefined) throw new KindeMeteringError('KINDE_METERING_STORE_NOT_ATTACHED', NOT_ATTACHED)
+    return this.#context
   }
 
   #reportOrphaned (entries: UsageEntry[], adopt: boolean): void {
@@ -247,10 +259,10 @@ export class RedisStore implements UsageStore {
       const levels = entries.filter(entry => entry.absolute === true)
       if (levels.length > 0) void this.add({ entries: levels, oldest: levels.reduce((oldest, entry) => Math.min(oldest, entry.at), Infinity) })
       const sums = entries.filter(entry => entry.absolute !== true)
-      if (sums.length > 0) this.#context.drop(sums, 'ambiguous', { message: 'taken by an instance that stopped mid-flush: it may have been delivered' })
+      if (sums.length > 0) this.#attached().drop(sums, 'ambiguous', { message: 'taken by an instance that stopped mid-flush: it may have been delivered' })
       return
     }
-    this.#context.logger.warn({ records: entries.length, units: formatMicros(deltaMicros(entries)) },
+    this.#attached().logger.warn({ records: entries.length, units: formatMicros(deltaMicros(entries)) },
       'kinde-metering: delivering usage that an instance took and did not finish delivering (it stopped or lost the Redis lease); ' +
       'what it had in flight may count twice')
   }

@@ -106,7 +106,7 @@ t.test('each meter form sums exactly per agreement and feature', async t => {
   await call(`${url}/free`, 'agr_1')
   await call(`${url}/search`) // no customer: not metered
 
-  t.equal(metering.stats().pending.keys, 6)
+  t.equal(metering.stats().pending.pairs, 6)
   const outcome = await metering.flush()
   t.equal(outcome.sent, 6)
   t.equal(kinde.usage('agr_1', 'searches'), '5')
@@ -117,7 +117,7 @@ t.test('each meter form sums exactly per agreement and feature', async t => {
   t.equal(kinde.usage('agr_2', 'request_bytes'), String(Buffer.byteLength(upload)))
   t.equal(kinde.records.length, 6, 'one record per (agreement, feature)')
   for (const record of kinde.records) t.equal(record.meter_type_code, 'delta')
-  t.equal(metering.stats().pending.keys, 0)
+  t.equal(metering.stats().pending.pairs, 0)
   t.equal(metering.metering.stats().sent.records, 6, 'metering is the core instance')
 })
 
@@ -567,7 +567,7 @@ t.test('close() delivers everything pending; usage after close is refused and co
   const { url } = await listen(t, app)
   for (let i = 0; i < 7; i++) await call(`${url}/search`, `agr_${(i % 3) + 1}`)
   await call(`${url}/chat`, 'agr_1')
-  t.equal(metering.stats().pending.keys, 4)
+  t.equal(metering.stats().pending.pairs, 4)
   const outcome = await metering.close()
   t.same(outcome, { sent: 4, dropped: 0, droppedByReason: { rejected: 0, ambiguous: 0, no_agreement: 0, overflow: 0, shutdown: 0 } })
   t.equal(kinde.usage('agr_1', 'searches'), '3')
@@ -596,7 +596,7 @@ t.test('bad options are rejected when the middleware is created, with the option
     ['flushInterval', { flushInterval: -1 }],
     ['customer', { customer: 'req.user' }],
     ['countStatus', { countStatus: 400 }],
-    ['maxPendingKeys', { maxPendingKeys: 0.5 }],
+    ['maxPendingPairs', { maxPendingPairs: 0.5 }],
     ['flushIntervalMs', { flushIntervalMs: 1_000 }],
     ['journal.fsynk', { journal: { dir: '/tmp/never-created', fsynk: true } }]
   ]

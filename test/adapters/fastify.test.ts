@@ -38,7 +38,7 @@ t.test('each meter form sums exactly per agreement and feature', async t => {
     t.equal(record.meter_type_code, 'delta')
     t.match(record.meter_usage_timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
   }
-  t.equal(app.metering.stats().pending.keys, 0)
+  t.equal(app.metering.stats().pending.pairs, 0)
 })
 
 t.test('durationMs meters the time to respond', async t => {

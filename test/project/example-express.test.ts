@@ -69,7 +69,7 @@ t.test('without KINDE_DOMAIN: serves against the emulator and delivers everythin
   const exported = await traffic(t, example.url, 'org_demo')
   t.ok(exported > 800, `the export streamed ${exported} bytes`)
   const health = await (await fetch(`${example.url}/health`)).json() as { pending: unknown }
-  t.same(health.pending, { keys: 3, units: String(3 + exported + 6.75) })
+  t.same(health.pending, { pairs: 3, units: String(3 + exported + 6.75) })
   t.equal(await stop(example), 0, example.output())
   t.match(example.output(), /^Kinde emulator on http:\/\/127\.0\.0\.1:\d+ /m)
   t.match(example.output(), /^delivered 3 records to Kinde, 0 dropped$/m)

@@ -102,7 +102,7 @@ t.test('basic: route meters per API key, billed to Kinde customers at shutdown',
   t.equal((await call(`${url}/search?q=free`, { headers: { 'x-api-key': 'stolen' } })).status, 401)
 
   const stats = await call(`${url}/metering`)
-  t.same(stats.body.pending, { keys: 3, units: String(4 + exported.bytes) }, 'pending until the flush')
+  t.same(stats.body.pending, { pairs: 3, units: String(4 + exported.bytes) }, 'pending until the flush')
   t.equal(stats.body.sent.records, 0)
 
   t.equal(await example.stop(), 0, example.stderr)

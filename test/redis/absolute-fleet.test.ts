@@ -11,7 +11,7 @@ import { search, setSeats, startFleet, type Instance } from './fleet/instances.j
 const AGREEMENTS = ['agr_1', 'agr_2', 'agr_3']
 
 async function synced (fleet: Instance[]): Promise<void> {
-  await waitFor(async () => (await Promise.all(fleet.map(instance => instance.stats()))).every(({ stats }) => stats.pending.keys === 0))
+  await waitFor(async () => (await Promise.all(fleet.map(instance => instance.stats()))).every(({ stats }) => stats.pending.pairs === 0))
 }
 
 t.test('three instances set values through Redis during faulty flushes: Kinde ends with the last value set', async t => {

@@ -40,7 +40,7 @@ t.test('values set on two instances: the latest reaches Kinde as one absolute re
   b.set({ agreementId: 'agr_1' }, 'seats', 5)
   b.set({ agreementId: 'agr_2' }, 'storage_gb', 1e22) // beyond 2^53 micros
   b.record({ agreementId: 'agr_1' }, 'searches', 1)
-  t.same(b.stats().pending, { keys: 3, units: '1' }, 'levels are pending pairs, not units')
+  t.same(b.stats().pending, { pairs: 3, units: '1' }, 'levels are pending pairs, not units')
   t.equal((await b.flush()).deliveredHere, false, 'the other only merges')
   t.equal((await a.flush()).sent, 3)
   t.equal(kinde.usage('agr_1', 'seats'), '5')
@@ -92,12 +92,16 @@ t.test('the merge scripts order values by time, then origin, and never put an ol
   await merge('999 c 1000000')
   t.equal(await held(), '1000 b 9000000', 'earlier: never replaces')
 
-  // A take owning snapshot 1 puts back what it failed to send.
-  await client.hset(`${prefix}inflight`, '1', 'take-1')
-  await runScript(scripts, SETTLE, [`${prefix}inflight`, live], ['take-1', 1000, pair, 'a', '1000 b 3000000', '1000'])
+  // A take owning snapshot 1, which still holds the value, puts back what it failed to send.
+  const putBack = async (number: string, value: string): Promise<void> => {
+    const snapshot = `${prefix}snapshot:${number}`
+    await client.hset(`${prefix}inflight`, number, `take-${number}`)
+    await client.hset(snapshot, `a${pair}`, value)
+    await runScript(scripts, SETTLE, [`${prefix}inflight`, live, snapshot], [`take-${number}`, 1000, '1', number, pair, 'a', value, value.split(' ')[0]])
+  }
+  await putBack('1', '1000 b 3000000')
   t.equal(await held(), '1000 b 9000000', 'put back from the same origin and millisecond: the value set since stays')
-  await client.hset(`${prefix}inflight`, '2', 'take-2')
-  await runScript(scripts, SETTLE, [`${prefix}inflight`, live], ['take-2', 1000, pair, 'a', '2000 a 4000000', '2000'])
+  await putBack('2', '2000 a 4000000')
   t.equal(await held(), '2000 a 4000000', 'put back and later: it is the latest')
   t.equal(await client.hget(live, `l${pair}`), null, 'no sum is touched')
 })

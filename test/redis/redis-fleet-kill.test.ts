@@ -40,7 +40,7 @@ t.test('the lease holder killed mid-flush: nothing is lost, and only what it had
   }
   await traffic(fleet, 3)
   // Everything recorded is in Redis: the leader's death may only lose what it had not merged.
-  await waitFor(async () => (await Promise.all(fleet.map(instance => instance.stats()))).every(({ stats }) => stats.pending.keys === 0))
+  await waitFor(async () => (await Promise.all(fleet.map(instance => instance.stats()))).every(({ stats }) => stats.pending.pairs === 0))
   await waitFor(() => kinde.records.length >= 4, 10_000) // a flush is delivering
   const leaders = []
   for (const instance of fleet) if ((await instance.stats()).leader) leaders.push(instance)
@@ -54,7 +54,7 @@ t.test('the lease holder killed mid-flush: nothing is lost, and only what it had
   await traffic(survivors, 2) // the fleet keeps serving and metering
   const settled = async (): Promise<boolean> => {
     const stats = await Promise.all(survivors.map(instance => instance.stats()))
-    return stats.every(({ stats }) => stats.pending.keys === 0 && stats.inFlight === 0) &&
+    return stats.every(({ stats }) => stats.pending.pairs === 0 && stats.inFlight === 0) &&
       await admin.exists('kill:live', 'kill:inflight') === 0 &&
       AGREEMENTS.every(agreement => Number(kinde.usage(agreement, 'searches')) >= expected.get(agreement)!)
   }

@@ -33,7 +33,7 @@ t.test('three instances send Kinde one record per (customer, feature) per flush,
     }
     t.same(new Set(await Promise.all(requests)), new Set([200]))
     // Each instance merges its sums into Redis within a sync interval.
-    await waitFor(async () => (await Promise.all(fleet.map(instance => instance.stats()))).every(({ stats }) => stats.pending.keys === 0))
+    await waitFor(async () => (await Promise.all(fleet.map(instance => instance.stats()))).every(({ stats }) => stats.pending.pairs === 0))
     const outcomes = await Promise.all(fleet.map(instance => instance.flush()))
     t.same(outcomes.map(outcome => outcome.deliveredHere), [true, false, false], `round ${round}: only the lease holder delivers`)
     t.equal(kinde.records.length - before, PAIRS, `round ${round}: ${PAIRS} calls for ${PAIRS} pairs, from ${requests.length} requests on 3 instances`)

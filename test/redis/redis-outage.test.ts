@@ -58,22 +58,22 @@ t.test('Redis down, then back: requests never fail, usage waits in memory and is
   await server.start()
   await waitFor(async () => {
     await app.metering.flush()
-    return kinde.usage('agr_1', 'searches') === '6' && app.metering.stats().pending.keys === 0
+    return kinde.usage('agr_1', 'searches') === '6' && app.metering.stats().pending.pairs === 0
   }, 10_000)
   t.equal(kinde.records.length, 2)
   t.equal(entries.filter(entry => entry.level === 'error' && /Redis is unavailable/.test(entry.msg ?? '')).length, 1, 'logged once')
   t.equal(entries.filter(entry => entry.level === 'info' && /Redis answers again/.test(entry.msg ?? '')).length, 1)
 })
 
-t.test('while Redis is down, what an instance keeps is bounded by maxPendingKeys', async t => {
+t.test('while Redis is down, what an instance keeps is bounded by maxPendingPairs', async t => {
   const kinde = await emulator(t)
   const { server, client } = await redis(t)
-  const { metering, store, dropped } = metered(t, kinde, client, { syncInterval: 10 }, { maxPendingKeys: 3 })
+  const { metering, store, dropped } = metered(t, kinde, client, { syncInterval: 10 }, { maxPendingPairs: 3 })
   await metering.flush()
   await server.stop()
   for (let i = 1; i <= 3; i++) metering.record({ agreementId: `agr_${i}` }, 'searches', i)
   // Once a sync found Redis down, the three pairs it kept leave no room for new ones.
-  await waitFor(() => !store.isAvailable && store.pending().keys === 3)
+  await waitFor(() => !store.isAvailable && store.pending().pairs === 3)
   metering.record({ agreementId: 'agr_1' }, 'renders', 1)
   await metering.flush()
   t.equal(metering.stats().dropped.overflow.records, 1, 'a new pair beyond the bound is reported')
@@ -115,7 +115,7 @@ t.test('Redis stalls mid-flush: the leader delivers, keeps what to put back, and
   const outcome = await flushing
   t.equal(outcome.sent, 2)
   t.equal(outcome.pending, 1)
-  t.equal(metering.stats().pending.keys, 1, 'what to put back stays counted until Redis has it')
+  t.equal(metering.stats().pending.pairs, 1, 'what to put back stays counted until Redis has it')
   await waitFor(async () => (await metering.flush()).sent === 1, 5_000)
   t.equal(kinde.records.filter(record => record.status === 200).length, 3)
   for (let i = 1; i <= 3; i++) t.equal(kinde.usage(`agr_${i}`, 'searches'), String(i))

@@ -185,7 +185,7 @@ t.test('usage a flush could not deliver goes back to Redis and merges with newer
   const failed = await a.metering.flush()
   t.equal(failed.sent, 0)
   t.equal(failed.pending, 1)
-  t.equal(a.metering.stats().pending.keys, 0, 'held in Redis, not in the instance')
+  t.equal(a.metering.stats().pending.pairs, 0, 'held in Redis, not in the instance')
   b.metering.record({ agreementId: 'agr_1' }, 'searches', 2)
   await b.metering.flush()
   t.equal((await a.metering.flush()).sent, 1)
@@ -211,7 +211,7 @@ t.test('a leader that dies mid-flush: its successor delivers what it took and ha
   const b = member(t, kinde, prefix, { store: { leaseTtl: 200 } })
   const taken = await takeUnsettled(t, a)
   // Kinde accepted agr_1's record, then a died before it settled.
-  a.store.settledEntries([taken.entries.find(entry => entry.id === 'agr_1')!])
+  a.store.delivered(taken.id, [taken.entries.find(entry => entry.id === 'agr_1')!.key])
   await a.client.ping()
   a.client.disconnect()
   b.metering.record({ agreementId: 'agr_2' }, 'searches', 5)
@@ -227,6 +227,23 @@ t.test('a leader that dies mid-flush: its successor delivers what it took and ha
   t.same(b.store.recovered, { snapshots: 1, entries: 2 })
   t.ok(b.logs.some(entry => entry.level === 'warn' && /did not finish delivering/.test(entry.msg ?? '') && entry.obj.units === '5'))
   t.equal((await b.metering.flush()).sent, 0, 'recovered once')
+})
+
+t.test('a leader that dies after reporting a record dropped: its successor does not handle that usage again', async t => {
+  const kinde = await emulator(t)
+  const prefix = freshPrefix()
+  const a = member(t, kinde, prefix, { store: { leaseTtl: 200 } })
+  const b = member(t, kinde, prefix, { store: { leaseTtl: 200 } })
+  const taken = await takeUnsettled(t, a)
+  // Kinde refused agr_2's record and a reported it dropped, then a died before it settled.
+  a.store.dropped(taken.id, [taken.entries.find(entry => entry.id === 'agr_2')!.key])
+  await a.client.ping()
+  a.client.disconnect()
+  await waitFor(async () => (await b.metering.flush()).deliveredHere)
+  t.equal(kinde.usage('agr_1', 'searches'), '1')
+  t.equal(kinde.usage('agr_2', 'searches'), '0', 'reported once, by a: never sent')
+  t.equal(kinde.usage('agr_3', 'searches'), '3')
+  t.same(b.store.recovered, { snapshots: 1, entries: 2 })
 })
 
 t.test("under ambiguous: 'drop' what a dead leader took is reported through onDrop instead", async t => {
@@ -265,8 +282,8 @@ t.test('a leader that lost its lease mid-flush leaves the delivery to its succes
   await connect(t).del(`${prefix}lease`)
   t.equal((await b.metering.flush()).sent, 3)
   await waitFor(() => !a.store.isLeader) // its next renewal finds the lease gone
-  await a.store.putBack(taken)
-  await a.store.settle()
+  a.store.putBack(taken.id, taken.entries.map(entry => entry.key))
+  await a.store.settle(taken.id)
   t.ok(a.logs.some(entry => entry.level === 'warn' && /another instance took over/.test(entry.msg ?? '')))
   t.equal((await b.metering.flush()).sent, 0, 'nothing put back twice')
   t.equal(kinde.usage('agr_1', 'searches'), '1')
@@ -281,9 +298,9 @@ t.test('a client keyPrefix applies to every key, those the scripts derive includ
   const admin = connect(t)
   t.same((await admin.keys('*')).filter(key => key.includes(prefix)).sort(),
     [`app:${prefix}inflight`, `app:${prefix}lease`, `app:${prefix}seen:${a.store.instanceId}`, `app:${prefix}seq`, `app:${prefix}snapshot:1`])
-  a.store.settledEntries([taken.entries[0]])
-  await a.store.putBack({ entries: taken.entries.slice(1), oldest: taken.oldest })
-  await a.store.settle()
+  a.store.delivered(taken.id, [taken.entries[0].key])
+  a.store.putBack(taken.id, taken.entries.slice(1).map(entry => entry.key))
+  await a.store.settle(taken.id)
   t.same(await admin.keys(`app:${prefix}snapshot:*`), [])
   t.equal((await a.metering.flush()).sent, 2, 'what was put back, under the prefix')
 })

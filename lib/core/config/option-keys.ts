@@ -5,14 +5,21 @@
  */
 import { InvalidOptionError } from '../report/errors.js'
 
+/** Options renamed since an earlier version, old name to new: the old one is refused, naming the new one. */
+const RENAMED: Readonly<Record<string, string>> = { maxPendingKeys: 'maxPendingPairs' }
+
 /**
  * Throws for the first own key of `options` not in `known`, naming it as `prefix` + key and
- * suggesting the closest known option when one is close enough to be a typo of it.
+ * the option it was renamed to, or else the closest known option when one is close enough to be
+ * a typo of it.
  * @throws InvalidOptionError naming the unknown key.
  */
 export function rejectUnknownKeys (options: object, known: readonly string[], prefix = ''): void {
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue
+    if (Object.hasOwn(RENAMED, key) && known.includes(RENAMED[key])) {
+      throw new InvalidOptionError(`${prefix}${key}`, `was renamed to "${prefix}${RENAMED[key]}"`)
+    }
     const closest = closestKey(key, known)
     const hint = closest === undefined ? `known options: ${known.join(', ')}` : `did you mean "${prefix}${closest}"?`
     throw new InvalidOptionError(`${prefix}${key}`, `is not an option of kinde-metering; ${hint}`)

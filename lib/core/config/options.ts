@@ -5,6 +5,7 @@
  */
 import { InvalidOptionError } from '../report/errors.js'
 import { rejectUnknownKeys } from './option-keys.js'
+import { checkStore } from '../store/check-store.js'
 import type { AmbiguousPolicy, CustomerRef, Logger, OnDrop } from '../usage/types.js'
 import type { UsageStore } from '../store/usage-store.js'
 import { milliseconds, positiveInteger, positiveNumber } from './checks.js'
@@ -82,7 +83,7 @@ export interface MeteringOptions<Request = unknown> {
    * Distinct (customer, feature) pairs held pending before usage of new pairs is dropped with
    * reason `overflow`; reaching it starts an early flush. Default 100,000.
    */
-  maxPendingKeys?: number
+  maxPendingPairs?: number
   /** Client-side budget of requests to Kinde per second. Default: none (Kinde's 429s govern). */
   maxRequestsPerSecond?: number
   /** Retry policy for sends that were not applied. */
@@ -130,7 +131,7 @@ export interface MeteringConfig {
   readonly countStatus: (statusCode: number) => boolean
   readonly onDrop: OnDrop | undefined
   readonly ambiguous: AmbiguousPolicy
-  readonly maxPendingKeys: number
+  readonly maxPendingPairs: number
   readonly maxRequestsPerSecond: number | undefined
   readonly retry: { readonly attempts: number, readonly baseDelay: number, readonly maxDelay: number }
   readonly agreementCacheTtl: number
@@ -144,7 +145,7 @@ const defaultCountStatus = (statusCode: number): boolean => statusCode < 400
 /** Every key of {@link MeteringOptions}: any other is refused. */
 const OPTION_KEYS: ReadonlyArray<keyof MeteringOptions> = [
   'domain', 'clientId', 'clientSecret', 'accessToken', 'customer', 'flushInterval', 'shutdownTimeout',
-  'concurrency', 'requestTimeout', 'countStatus', 'onDrop', 'ambiguous', 'maxPendingKeys',
+  'concurrency', 'requestTimeout', 'countStatus', 'onDrop', 'ambiguous', 'maxPendingPairs',
   'maxRequestsPerSecond', 'retry', 'agreementCacheTtl', 'agreementCacheSize', 'logger', 'store', 'journal', 'deadLetter'
 ]
 const RETRY_KEYS: ReadonlyArray<keyof NonNullable<MeteringOptions['retry']>> = ['attempts', 'baseDelay', 'maxDelay']
@@ -158,6 +159,7 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
     throw new InvalidOptionError('options', 'must be an object')
   }
   rejectUnknownKeys(options, OPTION_KEYS)
+  if (options.store !== undefined) checkStore(options.store)
   const origin = resolveOrigin(options.domain ?? env.KINDE_DOMAIN)
   const accessToken = options.accessToken
   if (accessToken !== undefined && typeof accessToken !== 'function' && !nonEmptyString(accessToken)) {
@@ -186,7 +188,7 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
     countStatus: options.countStatus ?? defaultCountStatus,
     onDrop: options.onDrop,
     ambiguous: options.ambiguous ?? 'retry',
-    maxPendingKeys: positiveInteger('maxPendingKeys', options.maxPendingKeys, 100_000),
+    maxPendingPairs: positiveInteger('maxPendingPairs', options.maxPendingPairs, 100_000),
     maxRequestsPerSecond: options.maxRequestsPerSecond === undefined
       ? undefined
       : positiveNumber('maxRequestsPerSecond', options.maxRequestsPerSecond, 0),

@@ -5,7 +5,6 @@
  * delivered comes back as leftovers, in the form it was taken, for the store to hold until the
  * next flush; what can never be delivered is reported through {@link DropReporter}.
  */
-import type { UsageBatch } from '../usage/aggregator.js'
 import { addMicros, formatMicros, type Micros } from '../usage/decimal.js'
 import type { DropReporter, Undeliverable } from '../report/drops.js'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -22,18 +21,18 @@ import { RefKind, type Logger, type UsageEntry } from '../usage/types.js'
  * Usage bound for one record: one (agreement, feature) pair and the entries summed into it, or
  * for an absolute record, the latest of the values set for it and the entries it supersedes.
  */
-interface SendItem {
+interface SendItem<E extends UsageEntry> {
   agreementId: string
   feature: string
   micros: Micros
   at: number
   absolute: boolean
   origin: string | undefined
-  sources: UsageEntry[]
+  sources: E[]
 }
 
-/** What a delivery achieved. */
-export interface DeliveryResult {
+/** What a delivery achieved, with entries of the type it was given. */
+export interface DeliveryResult<E extends UsageEntry = UsageEntry> {
   /** Records Kinde accepted. */
   sent: number
   /** Units Kinde accepted (levels set with `set()` are not amounts and count 0). */
@@ -41,29 +40,29 @@ export interface DeliveryResult {
   /** Records reported as dropped. */
   dropped: number
   /** Usage to keep pending: failed, or not reached before the deadline. */
-  leftover: UsageBatch
+  leftover: { entries: E[], oldest: number }
   /** The first failure that left usage pending, if one did. */
   failure?: FlushFailure
 }
 
 /** How one delivery is paced and followed. */
-export interface DeliveryHooks {
+export interface DeliveryHooks<E extends UsageEntry = UsageEntry> {
   /** Epoch ms after which no wait starts; read again before every wait. */
   deadline: () => number
   /** Awaited with the entries of each record before it is first sent (a journal marks them in flight). */
-  onSending?: (entries: UsageEntry[]) => Promise<void>
-  /** Awaited with the entries of each record Kinde accepted, before its worker sends another (a replay marks them delivered). */
-  onAccepted?: (entries: UsageEntry[]) => Promise<void>
+  onSending?: (entries: E[]) => Promise<void>
   /**
-   * Called with the entries of each record as soon as it needs no more delivery: Kinde accepted
-   * it, or it is reported dropped. Stores and journals forget them at once.
+   * Awaited with the entries of each record Kinde accepted, before its worker sends another (the
+   * store and the journal forget them; a replay marks them delivered).
    */
-  onSettled?: (entries: UsageEntry[]) => void
+  onAccepted?: (entries: E[]) => Promise<void>
+  /** Called with entries set aside to be reported dropped when the delivery ends: they need no more delivery. */
+  onDropped?: (entries: E[]) => void
 }
 
 /** The state of one delivery: its hooks, its result, and what it has to report at the end. */
-interface Run extends DeliveryHooks {
-  result: DeliveryResult
+interface Run<E extends UsageEntry> extends DeliveryHooks<E> {
+  result: DeliveryResult<E>
   /** Undeliverable usage, reported once per reason when the delivery ends: one log line per flush, not per record. */
   drops: Record<'rejected' | 'ambiguous' | 'no_agreement', Undeliverable[]>
   /** Whether Kinde's failure to apply a send was already logged in this delivery. */
@@ -128,8 +127,8 @@ export class Delivery {
    * Delivers a batch, retrying sends that failed until the retry attempts or the deadline run
    * out; reports what can never be delivered.
    */
-  async deliver (batch: UsageBatch, hooks: DeliveryHooks): Promise<DeliveryResult> {
-    const run: Run = {
+  async deliver<E extends UsageEntry> (batch: { entries: E[], oldest: number }, hooks: DeliveryHooks<E>): Promise<DeliveryResult<E>> {
+    const run: Run<E> = {
       ...hooks,
       result: { sent: 0, sentMicros: 0, dropped: 0, leftover: { entries: [], oldest: batch.oldest } },
       drops: { rejected: [], ambiguous: [], no_agreement: [] },
@@ -146,10 +145,10 @@ export class Delivery {
   }
 
   /** Resolves every entry's agreement and sums entries per (agreement, feature). */
-  async #resolve (entries: UsageEntry[], run: Run): Promise<SendItem[]> {
-    const items = new Map<string, SendItem>()
+  async #resolve<E extends UsageEntry> (entries: E[], run: Run<E>): Promise<Array<SendItem<E>>> {
+    const items = new Map<string, SendItem<E>>()
     let lookupError: unknown
-    const bind = (entry: UsageEntry, agreementId: string): void => {
+    const bind = (entry: E, agreementId: string): void => {
       const absolute = entry.absolute === true
       // Never one record of both kinds: a fleet or a journal may hold both for a pair.
       const key = `${agreementId}\n${entry.feature}${absolute ? '\na' : ''}`
@@ -167,7 +166,7 @@ export class Delivery {
       item.micros = addMicros(item.micros, entry.micros)
       if (entry.at > item.at) item.at = entry.at
     }
-    const lookUps: UsageEntry[] = []
+    const lookUps: E[] = []
     for (const entry of entries) {
       if (entry.kind === RefKind.Agreement) bind(entry, entry.id)
       else lookUps.push(entry)
@@ -190,7 +189,7 @@ export class Delivery {
     return [...items.values()]
   }
 
-  async #send (item: SendItem, run: Run): Promise<void> {
+  async #send<E extends UsageEntry> (item: SendItem<E>, run: Run<E>): Promise<void> {
     const record: MeterUsageRecord = {
       customer_agreement_id: item.agreementId,
       billing_feature_code: item.feature,
@@ -212,11 +211,10 @@ export class Delivery {
         this.#counters.sent.add(1, item.absolute ? 0 : item.micros)
         if (!item.absolute) run.result.sentMicros = addMicros(run.result.sentMicros, item.micros)
         run.result.sent++
-        run.onSettled?.(item.sources)
         await run.onAccepted?.(item.sources)
         return
       }
-      if (this.#settleFailure(item, outcome, run)) return
+      if (this.#handleFailure(item, outcome, run)) return
       if (attempt >= this.#config.retry.attempts) break
       // Full jitter: retries of many records spread out instead of arriving together.
       const backoff = Math.random() * Math.min(this.#config.retry.maxDelay, this.#config.retry.baseDelay * 2 ** (attempt - 1))
@@ -230,13 +228,13 @@ export class Delivery {
   }
 
   /** Sets usage aside to be reported dropped when the delivery ends; it needs no more delivery. */
-  #drop (run: Run, reason: keyof Run['drops'], entries: UsageEntry[], agreementId?: string, error?: Undeliverable['error']): void {
+  #drop<E extends UsageEntry> (run: Run<E>, reason: keyof Run<E>['drops'], entries: E[], agreementId?: string, error?: Undeliverable['error']): void {
     for (const entry of entries) run.drops[reason].push({ entry, agreementId, error })
-    run.onSettled?.(entries)
+    run.onDropped?.(entries)
   }
 
-  /** Counts and handles a failed send; true when the item is settled (dropped or held back), false to retry it. */
-  #settleFailure (item: SendItem, outcome: SendFailure, run: Run): boolean {
+  /** Counts and handles a failed send; true when the item is done with (dropped or held back), false to retry it. */
+  #handleFailure<E extends UsageEntry> (item: SendItem<E>, outcome: SendFailure, run: Run<E>): boolean {
     const error = { status: outcome.status, body: outcome.body, message: outcome.message }
     // A rejected record is dropped, not kept: it is no reason for usage to stay pending.
     if (outcome.kind !== 'rejected') {

@@ -10,12 +10,13 @@ import type { Aggregator } from '../usage/aggregator.js'
 import type { DeadLetter } from '../dead-letter/dead-letter.js'
 import type { Delivery } from './deliver.js'
 import type { DropReporter } from '../report/drops.js'
-import type { Journal } from '../journal/journal.js'
+import type { UsageJournal } from '../journal/usage-journal.js'
 import type { MeteringConfig } from '../config/options.js'
 import type { Counters, FlushOutcome } from '../report/stats.js'
+import { keysOf, type Take, type TakenEntry } from '../store/take.js'
 import type { UsageStore } from '../store/usage-store.js'
 import { formatMicros, type Micros } from '../usage/decimal.js'
-import type { DropReason, Logger, UsageEntry } from '../usage/types.js'
+import type { DropReason, Logger } from '../usage/types.js'
 
 /** What `close()` delivered and dropped. */
 export interface CloseOutcome {
@@ -39,13 +40,14 @@ export interface FlushParts {
   readonly counters: Counters
   readonly drops: DropReporter
   readonly delivery: Delivery
-  readonly journal: Journal | undefined
+  /** The journal, or {@link NO_JOURNAL} without option `journal`. */
+  readonly journal: UsageJournal
   readonly deadLetter: DeadLetter | undefined
 }
 
 /** Runs the flushes of one core. */
 export class Flusher {
-  /** Pairs the local aggregator may hold: maxPendingKeys less what the store already holds. */
+  /** Pairs the local aggregator may hold: maxPendingPairs less what the store already holds. */
   capacity: number
   /** Resolves once the journal took over what dead processes left (at once without a journal). */
   readonly ready: Promise<void>
@@ -60,12 +62,12 @@ export class Flusher {
 
   constructor (parts: FlushParts) {
     this.#parts = parts
-    const { config, store } = parts
-    this.capacity = config.maxPendingKeys
+    const { config, store, journal } = parts
+    this.capacity = config.maxPendingPairs
     // Timers never keep the process alive, and are re-armed after each run so runs never overlap.
     this.#timer = setTimeout(() => { void this.#timedFlush() }, config.flushInterval).unref()
     this.ready = this.#recover()
-    const syncInterval = Math.min(store.syncInterval ?? Infinity, config.journal?.syncInterval ?? Infinity)
+    const syncInterval = Math.min(store.syncInterval, journal.syncInterval)
     if (syncInterval !== Infinity) {
       this.#syncTimer = setInterval(() => { void this.#timedSync() }, syncInterval).unref()
     }
@@ -94,7 +96,7 @@ export class Flusher {
 
   /** Pairs pending in the store and locally. */
   pendingPairs (): number {
-    return this.#parts.store.pending().keys + this.#parts.local.size
+    return this.#parts.store.pending().pairs + this.#parts.local.size
   }
 
   /**
@@ -115,7 +117,7 @@ export class Flusher {
       const flushed = await this.flush()
       outcome.sent += flushed.sent
       // A shared store keeps what remains for the rest of the fleet.
-      if (store.shared === true || this.pendingPairs() === 0) break
+      if (store.shared || this.pendingPairs() === 0) break
       // Kinde asked for a pause that outlasts the deadline: nothing can go before it.
       if (delivery.blockedUntil() >= this.#shutdownDeadline) break
       idle = flushed.sent > 0 ? 0 : idle + 1
@@ -126,9 +128,9 @@ export class Flusher {
       // No send starts after the deadline: what remains is reported now.
       if (Date.now() >= this.#shutdownDeadline) break
     }
-    if (store.shared !== true) await this.#dropRemaining()
-    await store.close?.()
-    await journal?.close()
+    if (!store.shared) await this.#dropRemaining()
+    await store.close()
+    await journal.close()
     const droppedAfter = this.#droppedRecords()
     for (const reason of Object.keys(droppedAfter) as DropReason[]) {
       droppedAfter[reason] -= droppedBefore[reason]
@@ -149,12 +151,25 @@ export class Flusher {
   /** Reports everything still pending once shutdownTimeout ran out. */
   async #dropRemaining (): Promise<void> {
     const { store, drops, deadLetter, journal } = this.#parts
-    // Only a store that is not shared gets here, and such a store always hands over a batch.
-    const { entries } = (await store.take())!
-    drops.report(entries.map(entry => ({ entry })), 'shutdown')
-    await store.settle()
+    // Only a store that is not shared gets here, and such a store always opens a take.
+    const take = (await store.take())!
+    journal.taken(take)
+    drops.report(take.entries.map(entry => ({ entry })), 'shutdown')
+    const keys = keysOf(take.entries)
+    store.dropped(take.id, keys)
+    journal.dropped(take.id, keys)
+    await this.#settle(take)
+  }
+
+  /**
+   * Ends a take in the store, then in the journal: the journal forgets dropped usage only once
+   * the dead letter holds it.
+   */
+  async #settle (take: Take): Promise<void> {
+    const { store, journal, deadLetter } = this.#parts
+    await store.settle(take.id)
     await deadLetter?.written()
-    await journal?.settled(entries, [])
+    await journal.settle(take.id)
   }
 
   #startFlush (): Promise<FlushOutcome> {
@@ -169,7 +184,7 @@ export class Flusher {
   }
 
   async #runFlush (): Promise<FlushOutcome> {
-    const { config, logger, store, delivery, journal, deadLetter, counters } = this.#parts
+    const { config, logger, store, delivery, journal, counters } = this.#parts
     const startedAt = Date.now()
     const outcome: FlushOutcome = { startedAt, durationMs: 0, sent: 0, pending: 0, dropped: 0, deliveredHere: false }
     let sentMicros: Micros = 0
@@ -183,31 +198,34 @@ export class Flusher {
       // pause where it is, rather than being taken and put back by flush after empty flush.
       const held = !this.#closed && delivery.blockedUntil() > flushDeadline
       if (held) outcome.error = delivery.lastFailure()
-      const batch = held ? undefined : await store.take()
-      if (batch !== undefined) {
+      const take = held ? undefined : await store.take()
+      if (take !== undefined) {
         outcome.deliveredHere = true
-        const result = await delivery.deliver(batch, {
+        journal.taken(take)
+        const result = await delivery.deliver(take, {
           // During the close its deadline is the only one, also for a flush begun before it.
           deadline: () => this.#closed ? this.#shutdownDeadline : flushDeadline,
-          onSending: journal?.sending.bind(journal),
-          onSettled: this.#settled
+          onSending: entries => journal.sending(take.id, keysOf(entries)),
+          onAccepted: async entries => { this.#delivered(take.id, entries) },
+          onDropped: entries => { this.#dropped(take.id, entries) }
         })
         outcome.sent = result.sent
         sentMicros = result.sentMicros
         outcome.dropped = result.dropped
         outcome.pending = result.leftover.entries.length
         if (result.failure !== undefined) outcome.error = result.failure
-        if (outcome.pending > 0) await store.putBack(result.leftover)
-        await store.settle()
-        // The journal forgets dropped usage only once the dead letter holds it.
-        await deadLetter?.written()
-        await journal?.settled(batch.entries, result.leftover.entries)
+        if (outcome.pending > 0) {
+          const keys = keysOf(result.leftover.entries)
+          await store.putBack(take.id, keys)
+          await journal.putBack(take.id, keys)
+        }
+        await this.#settle(take)
       }
     } catch (error) {
       outcome.error = { kind: 'flush', message: (error as Error).message }
       logger.error({ err: error }, 'kinde-metering: flush failed; pending usage is kept for the next one')
     }
-    this.capacity = Math.max(0, config.maxPendingKeys - store.pending().keys)
+    this.capacity = Math.max(0, config.maxPendingPairs - store.pending().pairs)
     this.#earlyFlushScheduled = false
     outcome.durationMs = Date.now() - startedAt
     counters.lastFlush = outcome
@@ -227,31 +245,38 @@ export class Flusher {
 
   /**
    * Moves local usage into the store between flushes. What the store then still holds in this
-   * process (a shared store while its backend is unreachable) counts against maxPendingKeys.
+   * process (a shared store while its backend is unreachable) counts against maxPendingPairs.
    */
   async #timedSync (): Promise<void> {
     await this.#sync()
-    this.capacity = Math.max(0, this.#parts.config.maxPendingKeys - this.#parts.store.pending().keys)
+    this.capacity = Math.max(0, this.#parts.config.maxPendingPairs - this.#parts.store.pending().pairs)
   }
 
   /** Moves what was recorded locally into the store. */
   async #sync (): Promise<void> {
     const batch = this.#parts.local.drain()
     if (batch.entries.length === 0) return
-    this.#parts.journal?.append(batch.entries)
+    this.#parts.journal.append(batch.entries)
     await this.#parts.store.add(batch)
   }
 
-  /** Called as soon as a record needs no more delivery (accepted, or reported dropped): the store and the journal forget its usage at once. */
-  readonly #settled = (entries: UsageEntry[]): void => {
-    this.#parts.store.settledEntries?.(entries)
-    this.#parts.journal?.settledEntries(entries)
+  /** Kinde accepted a record: the store and the journal forget its usage at once. */
+  #delivered (take: string, entries: TakenEntry[]): void {
+    const keys = keysOf(entries)
+    this.#parts.store.delivered(take, keys)
+    this.#parts.journal.delivered(take, keys)
+  }
+
+  /** Usage set aside to be reported dropped: the store forgets it at once, the journal when the take settles. */
+  #dropped (take: string, entries: TakenEntry[]): void {
+    const keys = keysOf(entries)
+    this.#parts.store.dropped(take, keys)
+    this.#parts.journal.dropped(take, keys)
   }
 
   /** Takes over the journals of dead processes: their usage joins the store, for the next flush. */
   async #recover (): Promise<void> {
     const { journal, drops, deadLetter, store } = this.#parts
-    if (journal === undefined) return
     const recovered = await journal.recover()
     drops.report(recovered.ambiguous, 'ambiguous')
     await deadLetter?.written()

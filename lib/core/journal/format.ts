@@ -9,7 +9,7 @@
  * - `A` usage added (drained from the recorder);
  * - `T` usage of a record about to be sent: in flight (Kinde may apply it) until `D` or `S`;
  * - `D` usage of a record Kinde accepted: no longer pending;
- * - `S` a flush settled: the usage listed was reported dropped (no longer pending); whatever
+ * - `S` a take settled: the usage listed was reported dropped (no longer pending); whatever
  *   else was in flight failed without being applied and is pending again.
  *
  * An absolute value (`set()`) is written with its time and a trailing `1` in every line type. It
@@ -37,7 +37,7 @@ export interface JournalHeader {
   absorbed: string[]
 }
 
-/** A line after the header: usage added, being sent, delivered, or a flush settled. */
+/** A line after the header: usage added, being sent, delivered, or a take settled. */
 export interface BodyLine {
   t: 'A' | 'T' | 'D' | 'S'
   e: Tuple[]
@@ -160,7 +160,7 @@ export class JournalState {
     return { t: 'A', e: entries.map(entry => toTuple(entry, true)) }
   }
 
-  /** Usage being sent: in flight until delivered or {@link JournalState.settle}. */
+  /** Usage being sent: in flight until delivered or the take settles ({@link JournalState.settle}). */
   take (entries: UsageEntry[]): BodyLine {
     const summed = entries.filter(entry => entry.absolute !== true)
     for (const entry of summed) this.#take(entry.kind, entry.id, entry.feature, entry.micros)
@@ -168,16 +168,16 @@ export class JournalState {
   }
 
   /** Usage Kinde accepted: no longer pending. */
-  resolve (entries: UsageEntry[]): BodyLine {
-    for (const entry of entries) this.#resolveEntry(entry)
+  delivered (entries: UsageEntry[]): BodyLine {
+    for (const entry of entries) this.#forgetEntry(entry)
     return { t: 'D', e: entries.map(entry => toTuple(entry, false)) }
   }
 
-  /** The flush ended: `resolved` was delivered or reported dropped; the rest in flight is pending again. */
-  settle (resolved: UsageEntry[]): BodyLine {
-    for (const entry of resolved) this.#resolveEntry(entry)
+  /** The take settled: `dropped` was reported dropped; the rest in flight is pending again. */
+  settle (dropped: UsageEntry[]): BodyLine {
+    for (const entry of dropped) this.#forgetEntry(entry)
     this.#settle()
-    return { t: 'S', e: resolved.map(entry => toTuple(entry, false)) }
+    return { t: 'S', e: dropped.map(entry => toTuple(entry, false)) }
   }
 
   /** Replays a decoded line. */
@@ -188,7 +188,7 @@ export class JournalState {
         else if (line.t !== 'T') this.#unset(kind, id, feature, tupleMicros(micros), at as number)
       } else if (line.t === 'A') this.#add(kind, id, feature, tupleMicros(micros), at as number)
       else if (line.t === 'T') this.#take(kind, id, feature, tupleMicros(micros))
-      else this.#resolve(kind, id, feature, tupleMicros(micros))
+      else this.#forget(kind, id, feature, tupleMicros(micros))
     }
     if (line.t === 'S') this.#settle()
   }
@@ -250,9 +250,9 @@ export class JournalState {
     if (held !== undefined && held.at === at && sameMicros(held.micros, micros)) this.#latest.delete(key)
   }
 
-  #resolveEntry (entry: UsageEntry): void {
+  #forgetEntry (entry: UsageEntry): void {
     if (entry.absolute === true) this.#unset(entry.kind, entry.id, entry.feature, entry.micros, entry.at)
-    else this.#resolve(entry.kind, entry.id, entry.feature, entry.micros)
+    else this.#forget(entry.kind, entry.id, entry.feature, entry.micros)
   }
 
   #take (kind: RefKind, id: string, feature: string, micros: Micros): void {
@@ -262,11 +262,11 @@ export class JournalState {
     this.#inFlight.add(held)
   }
 
-  #resolve (kind: RefKind, id: string, feature: string, micros: Micros): void {
+  #forget (kind: RefKind, id: string, feature: string, micros: Micros): void {
     const key = keyOf(kind, id, feature)
     const held = this.#held.get(key)
     if (held === undefined) return
-    // A damaged line skipped on replay can leave less than a later line resolves: never below zero.
+    // A damaged line skipped on replay can leave less than a later line forgets: never below zero.
     held.micros = subtractMicros(held.micros, min(micros, held.micros))
     held.inFlight = subtractMicros(held.inFlight, min(micros, held.inFlight))
     if (isZero(held.micros)) {

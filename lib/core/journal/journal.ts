@@ -5,9 +5,10 @@
  * starts on the same directory.
  *
  * Nothing here runs on the request path: the core hands the journal each batch it drains from
- * the recorder (every `syncInterval`), each record a flush is about to send, each record Kinde
- * accepted, and how each flush settled; the journal updates its picture of what is pending at
- * once and writes lines in the background, what arrives during a write going into the next one.
+ * the recorder (every `syncInterval`), each take a flush opens, then by key what it sends, what
+ * Kinde accepted, what was dropped, and the take's end; the journal updates its picture of what
+ * is pending at once and writes lines in the background, what arrives during a write going into
+ * the next one.
  * Every file operation runs in one queue, so lines, rewrites and take-overs never interleave. A
  * failing disk is logged and counted; metering carries on in memory.
  */
@@ -18,7 +19,9 @@ import { describe, newOwnerId, releaseLock, syncDirectory, writeLock } from './f
 import { claimDeadJournals, TakeOvers, type ClaimedJournal, type Recovery } from './takeover.js'
 import { DEFAULT_TIMING, type JournalConfig, type JournalTiming } from '../config/journal-options.js'
 import type { JournalStats } from '../report/stats.js'
+import { OpenTake, type Take } from '../store/take.js'
 import type { Logger, UsageEntry } from '../usage/types.js'
+import type { UsageJournal } from './usage-journal.js'
 
 /** The journal is rewritten from memory once it outgrows this and four times its last rewrite. */
 const COMPACT_MIN_BYTES = 1024 * 1024 // 1 MiB
@@ -26,7 +29,7 @@ const COMPACT_MIN_BYTES = 1024 * 1024 // 1 MiB
 export type { JournalTiming, Recovery }
 
 /** This process's journal, and the take-over of journals left by dead processes. */
-export class Journal {
+export class Journal implements UsageJournal {
   readonly #config: JournalConfig
   readonly #logger: Logger
   readonly #timing: JournalTiming
@@ -36,8 +39,8 @@ export class Journal {
   readonly #tmpPath: string
   /** What is pending, as the lines written or queued so far describe it. */
   readonly #state = new JournalState()
-  /** Entries of the current flush journaled as delivered. */
-  readonly #delivered = new Set<UsageEntry>()
+  /** The take a flush has open, until it settles. */
+  readonly #open = new OpenTake()
   #status: JournalStats['state'] = 'opening'
   #handle: FileHandle | undefined
   #queue: string[] = []
@@ -90,41 +93,41 @@ export class Journal {
   }
 
   /** Resolves when everything journaled so far is written (or its write failed). Never rejects. */
-  written (): Promise<void> {
-    return this.#tail.then(() => {})
-  }
+  written (): Promise<void> { return this.#tail.then(() => {}) }
+
+  /** How often, in ms, the core hands the journal what it recorded (option `journal.syncInterval`). */
+  get syncInterval (): number { return this.#config.syncInterval }
+
+  /** Follows a take a flush opened: its entries are named by key from now until it settles. */
+  taken (take: Take): void { this.#open.follow(take) }
 
   /**
-   * Journals the usage of a record about to be sent: in flight until {@link Journal.delivered}
-   * or {@link Journal.settled}. Resolves once written, so that a process killed during the send
-   * leaves it marked.
+   * Journals the usage of a record about to be sent: in flight until delivered or settled.
+   * Resolves once written, so that a process killed during the send leaves it marked.
    */
-  sending (entries: UsageEntry[]): Promise<void> {
-    if (this.#status !== 'off') this.#push(this.#state.take(entries))
+  sending (_take: string, keys: readonly string[]): Promise<void> {
+    if (this.#status !== 'off') this.#push(this.#state.take(this.#open.entries(keys)))
     return this.written()
   }
 
-  /**
-   * Journals the usage of a record that needs no more delivery (Kinde accepted it, or it was
-   * reported dropped): no longer pending. Written with the next write.
-   */
-  settledEntries (entries: UsageEntry[]): void {
-    if (this.#status === 'off') return
-    for (const entry of entries) this.#delivered.add(entry)
-    this.#push(this.#state.resolve(entries))
+  /** Journals the usage of a record Kinde accepted: no longer pending. Written with the next write. */
+  delivered (_take: string, keys: readonly string[]): void {
+    if (this.#status !== 'off') this.#push(this.#state.delivered(this.#open.entries(keys)))
   }
 
+  /** Sets dropped usage aside for the settle line, which the core asks for once the dead letter holds it. */
+  dropped (_take: string, keys: readonly string[]): void { this.#open.drop(keys) }
+
+  /** Nothing to write: the settle line makes what was in flight and is not listed pending again. */
+  putBack (_take: string, _keys: readonly string[]): void {}
+
   /**
-   * Journals the end of a flush: what it took (`taken`) and neither left over nor journaled as
-   * delivered was reported dropped, and stops being pending; what was in flight and left over
-   * failed without being applied. Resolves once written.
+   * Journals the end of the take: what was reported dropped stops being pending; what was in
+   * flight and put back failed without being applied. Resolves once written.
    */
-  settled (taken: UsageEntry[], leftover: UsageEntry[]): Promise<void> {
-    if (this.#status !== 'off') {
-      const kept = new Set(leftover)
-      this.#push(this.#state.settle(taken.filter(entry => !kept.has(entry) && !this.#delivered.has(entry))))
-    }
-    this.#delivered.clear()
+  settle (_take: string): Promise<void> {
+    const dropped = this.#open.end()
+    if (this.#status !== 'off') this.#push(this.#state.settle(dropped))
     return this.written()
   }
 

@@ -58,7 +58,7 @@ export interface FlushOutcome {
 /** A snapshot of the metering state, from `stats()`. */
 export interface MeteringStats {
   /** Usage recorded and not yet delivered: distinct (customer, feature) pairs and total units. */
-  pending: { keys: number, units: string }
+  pending: { pairs: number, units: string }
   /** Milliseconds since the oldest pending usage was recorded; 0 when nothing is pending. */
   oldestPendingAgeMs: number
   /** Sends to Kinde under way. */

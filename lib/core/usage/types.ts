@@ -32,7 +32,7 @@ export type DropReason =
   | 'ambiguous'
   /** The customer has no billing customer or no active agreement that includes the feature. */
   | 'no_agreement'
-  /** `maxPendingKeys` distinct (customer, feature) pairs were already pending. */
+  /** `maxPendingPairs` distinct (customer, feature) pairs were already pending. */
   | 'overflow'
   /** `close()` ran out of `shutdownTimeout` before Kinde accepted it. */
   | 'shutdown'

@@ -2,6 +2,7 @@ import t from 'tap'
 import { InvalidOptionError } from '../../../lib/core/report/errors.js'
 import { resolveConfig } from '../../../lib/core/config/options.js'
 import { redisStore } from '../../../lib/redis.js'
+import { MemoryStore } from '../../../lib/core/store/usage-store.js'
 
 const credentials = { clientId: 'id', clientSecret: 'secret' }
 
@@ -29,7 +30,7 @@ t.test('defaults, in the units the options document', async t => {
     concurrency: 4,
     requestTimeout: 10_000,
     ambiguous: 'retry',
-    maxPendingKeys: 100_000,
+    maxPendingPairs: 100_000,
     maxRequestsPerSecond: undefined,
     retry: { attempts: 4, baseDelay: 200, maxDelay: 10_000 },
     agreementCacheTtl: 600_000,
@@ -69,4 +70,24 @@ t.test('redisStore() refuses an unknown option key, naming it and the closest kn
   t.type(error, InvalidOptionError)
   t.equal((error as InvalidOptionError).option, 'leaseTTL')
   t.match((error as Error).message, /did you mean "leaseTtl"/)
+})
+
+t.test('an option renamed since an earlier version is refused, naming its new name', async t => {
+  const error = t.throws(() => resolveConfig({ domain: 'acme.kinde.com', ...credentials, maxPendingKeys: 1_000 } as any))
+  t.type(error, InvalidOptionError)
+  t.equal((error as InvalidOptionError).option, 'maxPendingKeys')
+  t.equal((error as Error).message, 'kinde-metering: option "maxPendingKeys" was renamed to "maxPendingPairs"')
+  t.equal(resolveConfig({ domain: 'acme.kinde.com', ...credentials, maxPendingPairs: 1_000 }).maxPendingPairs, 1_000)
+})
+
+t.test('a store that lacks a member of the protocol is refused at registration, naming what it lacks', async t => {
+  const domain = 'acme.kinde.com'
+  // A store written for the protocol before takes were named by id.
+  const earlier = { add () {}, take: async () => undefined, putBack () {}, settle () {}, pending: () => ({ keys: 0 }), settledEntries () {} }
+  const error = t.throws(() => resolveConfig({ domain, ...credentials, store: earlier as any }))
+  t.type(error, InvalidOptionError)
+  t.equal((error as InvalidOptionError).option, 'store')
+  t.match((error as Error).message, /lacks attach\(\), delivered\(\), dropped\(\), close\(\), syncInterval \(a number of ms\), shared \(a boolean\): .*settledEntries\(\) became delivered\(\) and dropped\(\)/)
+  t.throws(() => resolveConfig({ domain, ...credentials, store: 'redis' as any }), { option: 'store', message: /must be a UsageStore .*got string/ })
+  t.doesNotThrow(() => resolveConfig({ domain, ...credentials, store: new MemoryStore() }))
 })

@@ -140,7 +140,7 @@ t.test('usage dropped as overflow, and as ambiguous under ambiguous: drop, is ke
   const kinde = await emulator(t)
   kinde.fault({ kind: 'status', status: 500 })
   const dir = t.testdir()
-  const core = coreOn(t, kinde, { deadLetter: { dir }, ambiguous: 'drop', maxPendingKeys: 1 })
+  const core = coreOn(t, kinde, { deadLetter: { dir }, ambiguous: 'drop', maxPendingPairs: 1 })
   core.record({ agreementId: 'agr_1' }, 'searches', 1)
   core.record({ agreementId: 'agr_2' }, 'searches', 2)
   await core.flush()

@@ -78,7 +78,7 @@ t.test('400: reported with Kinde\'s error body, reason rejected, never retried',
   t.same(core.stats().dropped.rejected, { records: 2, units: '3' })
   t.equal(core.stats().failures.rejected, 2)
   t.equal(entries.filter(entry => entry.level === 'error' && entry.obj.reason === 'rejected').length, 1, 'one log line for the flush')
-  t.equal(core.stats().pending.keys, 0)
+  t.equal(core.stats().pending.pairs, 0)
 })
 
 t.test('an expired token is refreshed once and the send goes through', async t => {
@@ -218,7 +218,7 @@ t.test('a Kinde outage of several flushes, then recovery: everything delivered, 
     firstFlushAt ||= outcome.startedAt
     t.equal(outcome.pending, 3, 'pending stays one entry per pair')
   }
-  t.equal(core.stats().pending.keys, 3)
+  t.equal(core.stats().pending.pairs, 3)
   t.equal(core.stats().pending.units, '6')
   // The stats read the clock once, between these two reads: the age is bounded on both sides.
   const readFrom = Date.now()
@@ -248,10 +248,10 @@ function flushWatch (ms = 5_000): { logger: any, flushed: () => Promise<any> } {
   }
 }
 
-t.test('at maxPendingKeys an early flush starts on its own, after the request, and frees room', async t => {
+t.test('at maxPendingPairs an early flush starts on its own, after the request, and frees room', async t => {
   const kinde = await emulator(t, { customers: 5 })
   const { logger, flushed } = flushWatch()
-  const core = coreOn(t, kinde, { maxPendingKeys: 2, logger })
+  const core = coreOn(t, kinde, { maxPendingPairs: 2, logger })
   core.record({ agreementId: 'agr_1' }, 'searches', 1)
   core.record({ agreementId: 'agr_2' }, 'searches', 1)
   t.equal(kinde.calls.meter_usage, 0, 'nothing is sent inside the request that filled the room')
@@ -259,22 +259,22 @@ t.test('at maxPendingKeys an early flush starts on its own, after the request, a
   t.equal(early.sent, 2, 'the early flush delivered both pairs')
   t.equal(kinde.usage('agr_1', 'searches'), '1')
   t.ok(core.record({ agreementId: 'agr_3' }, 'searches', 1))
-  t.equal(core.stats().pending.keys, 1, 'a new pair has room again')
+  t.equal(core.stats().pending.pairs, 1, 'a new pair has room again')
   t.equal(core.stats().dropped.overflow.records, 0)
 })
 
-t.test('at maxPendingKeys new pairs overflow, existing pairs keep summing', async t => {
+t.test('at maxPendingPairs new pairs overflow, existing pairs keep summing', async t => {
   const kinde = await emulator(t, { customers: 5 })
   const drops: Drop[] = []
   const { entries, logger } = memoryLogger()
-  const core = coreOn(t, kinde, { maxPendingKeys: 2, logger, onDrop: (records, reason) => drops.push({ records, reason }) })
+  const core = coreOn(t, kinde, { maxPendingPairs: 2, logger, onDrop: (records, reason) => drops.push({ records, reason }) })
   kinde.fault({ kind: 'status', status: 503, times: Infinity }) // the early flush cannot free room
   core.record({ agreementId: 'agr_1' }, 'searches', 1)
   core.record({ agreementId: 'agr_2' }, 'searches', 1)
   t.ok(core.record({ agreementId: 'agr_3' }, 'searches', 1), 'recording never fails the request')
   core.record({ agreementId: 'agr_3' }, 'searches', 1)
   core.record({ agreementId: 'agr_1' }, 'searches', 1)
-  t.equal(core.stats().pending.keys, 2)
+  t.equal(core.stats().pending.pairs, 2)
   await core.flush() // the early flush (scheduled) and this one both fail
   core.record({ agreementId: 'agr_4' }, 'searches', 5)
   kinde.clearFaults()
@@ -312,7 +312,7 @@ t.test('close() under a persistent 429 stops at shutdownTimeout and reports exac
   const logged = entries.find(entry => entry.level === 'error' && entry.obj.reason === 'shutdown')
   t.equal(logged?.obj.records.length, 2, 'the error log carries every record')
   t.same(core.stats().dropped.shutdown, { records: 2, units: '3.5' })
-  t.equal(core.stats().pending.keys, 0)
+  t.equal(core.stats().pending.pairs, 0)
 })
 
 t.test('onDrop that throws is logged with the records, and metering goes on', async t => {
@@ -403,7 +403,7 @@ t.test('the interval flushes on its own', async t => {
 t.test('overflow beyond what onDrop can itemize is still counted, never silent', async t => {
   const kinde = await emulator(t)
   const drops: Drop[] = []
-  const core = coreOn(t, kinde, { maxPendingKeys: 1, onDrop: (records, reason) => drops.push({ records, reason }) })
+  const core = coreOn(t, kinde, { maxPendingPairs: 1, onDrop: (records, reason) => drops.push({ records, reason }) })
   kinde.fault({ kind: 'status', status: 503, times: Infinity })
   core.record({ agreementId: 'agr_1' }, 'searches', 1)
   for (let i = 0; i < 10_005; i++) core.record({ customerId: `cus_${i}` }, 'searches', 1)
@@ -431,7 +431,7 @@ t.test('an accessToken function that throws or rejects is a token failure: usage
   source = () => ''
   await backOffPassed()
   t.match(await core.flush(), { sent: 0, pending: 1 }, 'a function giving no token')
-  t.equal(core.stats().pending.keys, 1, 'the usage stays pending')
+  t.equal(core.stats().pending.pairs, 1, 'the usage stays pending')
   t.equal(core.stats().failures.unauthorized, 3, 'counted as token failures')
   t.equal(core.stats().failures.notApplied, 0, 'not as network failures')
   t.equal(kinde.calls.meter_usage, 0, 'nothing reached Kinde without a token')

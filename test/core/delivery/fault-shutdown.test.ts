@@ -91,7 +91,7 @@ for (const flushInterval of [200, 1_000]) {
     const stats = app.metering.stats()
 
     t.same(drops, [], 'nothing reported dropped')
-    t.equal(stats.pending.keys, 0, 'nothing left pending')
+    t.equal(stats.pending.pairs, 0, 'nothing left pending')
     const kindeTotals = applied(kinde)
     t.same(kindeTotals, served, `Kinde holds exactly the ${served.size} served totals, and nothing for pairs never served`)
     t.equal(served.size, CUSTOMERS * 2, 'every agreement served both features')
@@ -127,7 +127,7 @@ t.test('Kinde down for the whole close: close() takes the whole shutdownTimeout 
   t.same(reported, served, `the ${served.size} served totals are reported dropped with reason shutdown, exactly`)
   const stats = app.metering.stats()
   t.equal(stats.dropped.shutdown.records, served.size, 'stats count every record dropped at shutdown')
-  t.equal(stats.pending.keys, 0, 'nothing is left pending after the report')
+  t.equal(stats.pending.pairs, 0, 'nothing is left pending after the report')
 })
 
 t.test('a RateLimit-Reset that outlasts shutdownTimeout: close() reports at once rather than wait for nothing', async t => {

@@ -124,7 +124,7 @@ function assertCounts (t: Test, kinde: KindeEmulator, stats: MeteringStats): voi
   t.equal(micros(stats.sent.units), total(sumPerPair(accepted, () => true)), 'sent units are the accepted units')
   t.equal(stats.failures.ambiguous, records.filter(isAmbiguous).length, 'every 500, 504 and cut connection counted ambiguous')
   t.equal(stats.failures.notApplied, records.filter(record => record.status === 429 || record.status === 503).length, 'every 429 and 503 counted not applied')
-  t.equal(stats.pending.keys, 0, 'nothing left pending after close')
+  t.equal(stats.pending.pairs, 0, 'nothing left pending after close')
   t.equal(stats.dropped.shutdown.records, 0, 'nothing dropped at shutdown')
   t.equal(stats.dropped.rejected.records, 0, 'nothing rejected')
 }

@@ -7,7 +7,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { InvalidOptionError, MemoryStore, Metering, type DroppedRecord, type UsageBatch } from '../../../lib/index.js'
+import { InvalidOptionError, MemoryStore, Metering, type DroppedRecord, type Take } from '../../../lib/index.js'
 import { adapterHooks, withCustomer } from '../../../lib/core/adapter-hooks.js'
 import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
 
@@ -138,7 +138,7 @@ t.test('a store that fails keeps the flush from throwing; the next flush deliver
   const kinde = await emulator(t)
   class FlakyStore extends MemoryStore {
     failures = 1
-    override async take (): Promise<UsageBatch> {
+    override async take (): Promise<Take> {
       if (this.failures-- > 0) throw new Error('store unavailable')
       return await super.take()
     }

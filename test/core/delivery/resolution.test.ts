@@ -115,7 +115,7 @@ t.test('look-up failures leave the usage pending; nothing is lost', async t => {
   t.equal(kinde.usage('agr_1', 'searches'), '2')
   t.equal(kinde.usage('agr_1', 'renders'), '1')
   t.equal(kinde.usage('agr_2', 'searches'), '3')
-  t.equal(core.stats().pending.keys, 0)
+  t.equal(core.stats().pending.pairs, 0)
 })
 
 t.test('no agreement: reported once per reference and feature per TTL, never retried, never holding up others', async t => {
@@ -151,7 +151,7 @@ t.test('no agreement: reported once per reference and feature per TTL, never ret
     [{ customerId: 'cus_unknown' }, 'searches', '6']
   ])
   t.same(core.stats().dropped.no_agreement, { records: 12, units: '42' })
-  t.equal(core.stats().pending.keys, 0, 'not retried')
+  t.equal(core.stats().pending.pairs, 0, 'not retried')
   t.equal(entries.filter(entry => entry.level === 'warn' && /no active Kinde agreement/.test(entry.msg ?? '')).length, 1, 'warned once per TTL')
   t.equal(kinde.calls.user, 3, 'the answer "none" is cached too')
 })
@@ -183,7 +183,7 @@ t.test('identifiers from requests are bounded: oversized or mistyped references 
   t.ok(core.record({ userId: 'u'.repeat(256) }, 'searches', 1))
   t.equal(core.stats().refused.invalidCustomer, 5)
   t.equal(core.stats().refused.invalidFeature, 2, 'a bad feature has its own counter')
-  t.equal(core.stats().pending.keys, 1, 'nothing refused was stored')
+  t.equal(core.stats().pending.pairs, 1, 'nothing refused was stored')
 })
 
 t.test('a refused customer is described as received: its fields, or its value and type', async t => {

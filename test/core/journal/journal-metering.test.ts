@@ -41,7 +41,7 @@ t.test('a server started on the directory of one that was killed delivers the us
   const kinde = await emulator(t)
   const app = await meteredApp(t, kinde, { journal: { dir } })
   app.get('/search', { config: { meter: 'searches' } }, async () => 'ok')
-  t.match(app.metering.stats(), { pending: { keys: 2, units: '4' }, journal: { state: 'open', recovered: { journals: 1, pending: { records: 2, units: '4' } } } },
+  t.match(app.metering.stats(), { pending: { pairs: 2, units: '4' }, journal: { state: 'open', recovered: { journals: 1, pending: { records: 2, units: '4' } } } },
     'taken over when the plugin registered')
   await app.inject({ url: '/search', headers: { 'x-agreement': 'agr_1' } })
   await app.metering.flush()
@@ -110,7 +110,7 @@ t.test('close reports what it could not deliver and leaves nothing for the next 
   t.same(await readdir(dir), ['dead-letter'], 'no journal left: only the dead letter, which holds the record dropped')
   const next = core(t, kinde, dir)
   await next.ready()
-  t.equal(next.stats().pending.keys, 0, 'a process started next has nothing to send again')
+  t.equal(next.stats().pending.pairs, 0, 'a process started next has nothing to send again')
 })
 
 t.test('a journal directory that cannot be used: requests are metered and delivered from memory', async t => {
@@ -129,12 +129,17 @@ t.test('a journal directory that cannot be used: requests are metered and delive
 t.test('invalid journal options fail registration with an InvalidOptionError naming the option', async t => {
   const kinde = await emulator(t)
   const shared: UsageStore = {
+    syncInterval: Infinity,
     shared: true,
+    attach () {},
     add () {},
     take: async () => undefined,
+    delivered () {},
+    dropped () {},
     putBack () {},
     settle () {},
-    pending: () => ({ keys: 0, micros: 0, oldest: Infinity })
+    pending: () => ({ pairs: 0, micros: 0, oldest: Infinity }),
+    close: async () => {}
   }
   for (const [journal, option, store] of [
     [{ dir: '' }, 'journal.dir'],

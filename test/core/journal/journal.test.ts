@@ -10,6 +10,7 @@ import { Journal, type JournalTiming } from '../../../lib/core/journal/journal.j
 import { resolveJournalConfig } from '../../../lib/core/config/journal-options.js'
 import { decodeJournal, JournalState } from '../../../lib/core/journal/format.js'
 import type { UsageEntry } from '../../../lib/core/usage/types.js'
+import { keyed, keysOf, type Take } from '../../../lib/core/store/take.js'
 import { deadJournal, startChild } from './children.js'
 import { memoryLogger } from '../../fixtures.js'
 
@@ -21,6 +22,16 @@ function journal (t: Test, dir: string, options: { drop?: boolean, fsync?: boole
 }
 
 const entry = (id: string, units: number, at: number, feature = 'searches'): UsageEntry => ({ kind: 0, id, feature, micros: units * 1_000_000, at })
+
+let takes = 0
+/** Opens a take of `entries` and has `journal` follow it, as a flush does. */
+function taking (journal: Journal, entries: UsageEntry[]): Take {
+  const take = { id: String(++takes), entries: keyed(entries), oldest: Math.min(...entries.map(entry => entry.at)) }
+  journal.taken(take)
+  return take
+}
+/** The keys of a take's entries at `indexes`, all of them without. */
+const keysAt = (take: Take, ...indexes: number[]): string[] => indexes.length === 0 ? keysOf(take.entries) : indexes.map(i => take.entries[i].key)
 
 /** Entries summed per `kind/id/feature` → [units, latest at], for comparison. */
 function byPair (entries: UsageEntry[]): Record<string, [string, number]> {
@@ -116,15 +127,16 @@ t.test('usage a flush had in flight when its process died is sent again under re
   const dir = t.testdir({ source: {}, retry: {}, drop: {} })
   const source = journal(t, join(dir, 'source'))
   await source.recover()
-  const delivered = [entry('agr_1', 9, 500)]
-  source.append(delivered)
-  await source.sending(delivered)
-  source.settledEntries(delivered)
-  await source.settled(delivered, [])
+  source.append([entry('agr_1', 9, 500)])
+  const delivered = taking(source, [entry('agr_1', 9, 500)])
+  await source.sending(delivered.id, keysAt(delivered))
+  source.delivered(delivered.id, keysAt(delivered))
+  await source.settle(delivered.id)
   // The next flush takes three pairs; two are being sent when the process dies, agr_4 waits its turn.
   const taken = [entry('agr_1', 4, 1000), entry('agr_3', 3, 1000), entry('agr_4', 5, 1000)]
   source.append(taken)
-  await source.sending(taken.slice(0, 2))
+  const flush = taking(source, taken)
+  await source.sending(flush.id, keysAt(flush, 0, 1))
   // Recorded while the flush was sending, in the same pair and another.
   source.append([entry('agr_1', 1, 2000), entry('agr_2', 7, 2000)])
   await leaveAsDead(source, join(dir, 'source'), join(dir, 'retry'))
@@ -152,9 +164,11 @@ t.test('lines cut short by the crash or damaged on disk are skipped with a warni
     source.append([entry(id, units, 1000)])
     await source.written()
   }
-  const taken = [entry('agr_2', 2, 1000), entry('agr_3', 4, 1000)]
-  await source.sending(taken)
-  await source.settled(taken, [taken[1]])
+  const taken = taking(source, [entry('agr_2', 2, 1000), entry('agr_3', 4, 1000)])
+  await source.sending(taken.id, keysAt(taken))
+  source.dropped(taken.id, keysAt(taken, 0))
+  source.putBack(taken.id, keysAt(taken, 1))
+  await source.settle(taken.id)
   source.append([entry('agr_4', 4, 4000)])
   await leaveAsDead(source, join(dir, 'source'), join(dir, 'work'), '1-0000dead')
   const path = join(dir, 'work', '1-0000dead.journal')
@@ -265,7 +279,7 @@ t.test('a live process whose heartbeat stopped is taken over, and stops journali
   await logged(/lost its journal lock/)
   t.match(stuck.stats(), { state: 'off', lastError: /^ENOENT/ })
   stuck.append([entry('agr_1', 1, 2000)])
-  await stuck.settled([], [])
+  await stuck.settle(taking(stuck, []).id)
   t.equal((await journalFiles(dir)).length, 1, 'only the impatient process journals')
 })
 
@@ -326,7 +340,10 @@ t.test('a journal rewrites itself once it outgrows 1 MiB, and says the same (wit
   // the 10th on, a flush has ten pairs in flight: the rewrite keeps them in flight.
   const taken = Array.from({ length: 10 }, (_, i) => entry(`agr_${i}`, 10, 9))
   for (let batch = 0; batch < 40; batch++) {
-    if (batch === 10) await source.sending(taken)
+    if (batch === 10) {
+      const take = taking(source, taken)
+      await source.sending(take.id, keysAt(take))
+    }
     // Two appends before a write: written together.
     source.append(Array.from({ length: 500 }, (_, i) => entry(`agr_${i}`, 1, batch)))
     source.append(Array.from({ length: 500 }, (_, i) => entry(`agr_${500 + i}`, 1, batch)))
@@ -401,9 +418,12 @@ t.test('a directory that cannot be used turns the journal off; one removed later
   t.match(off.stats(), { state: 'off', lastError: /^ENOTDIR/ })
   t.match(entries, [{ level: 'error', msg: /journal directory cannot be used; metering goes on in memory/ }])
   off.append([entry('agr_1', 1, 1)])
-  await off.sending([])
-  off.settledEntries([])
-  await off.settled([], [])
+  const none = taking(off, [])
+  await off.sending(none.id, [])
+  off.delivered(none.id, [])
+  off.dropped(none.id, [])
+  off.putBack(none.id, [])
+  await off.settle(none.id)
   t.same(await off.recover(), { pending: { entries: [], oldest: Infinity }, ambiguous: [] })
   await off.close()
   t.equal(off.stats().writeErrors, 0)
@@ -422,17 +442,17 @@ t.test('usage journaled before the journal opened is in its first write; close d
   await closing.recover()
   const [own] = await journalFiles(dir)
   t.same(byPair(await replay(join(dir, own))), { '0/agr_1/searches': ['1', 1000] })
-  const delivered = [entry('agr_1', 1, 1000)]
-  await closing.sending(delivered)
-  closing.settledEntries(delivered)
-  // Recorded during the send: the flush settling does not take the delivered record off twice.
+  const delivered = taking(closing, [entry('agr_1', 1, 1000)])
+  await closing.sending(delivered.id, keysAt(delivered))
+  closing.delivered(delivered.id, keysAt(delivered))
+  // Recorded during the send: the take settling does not take the delivered record off twice.
   closing.append([entry('agr_1', 2, 2000)])
-  await closing.settled(delivered, [])
+  await closing.settle(delivered.id)
   t.same(byPair(await replay(join(dir, own))), { '0/agr_1/searches': ['2', 2000] })
-  const next = [entry('agr_1', 2, 2000)]
-  await closing.sending(next)
-  closing.settledEntries(next)
-  await closing.settled(next, [])
+  const next = taking(closing, [entry('agr_1', 2, 2000)])
+  await closing.sending(next.id, keysAt(next))
+  closing.delivered(next.id, keysAt(next))
+  await closing.settle(next.id)
   t.same(await replay(join(dir, own)), [])
   t.equal((await readdir(dir)).length, 2, 'its journal and its lock')
   await closing.close()

@@ -7,6 +7,7 @@ import { adapterHooks } from '../../../lib/core/adapter-hooks.js'
 import { Aggregator } from '../../../lib/core/usage/aggregator.js'
 import { JournalState } from '../../../lib/core/journal/format.js'
 import { MemoryStore } from '../../../lib/core/store/usage-store.js'
+import { keysOf } from '../../../lib/core/store/take.js'
 import { RefKind, type UsageEntry } from '../../../lib/core/usage/types.js'
 import { kindeMetering as expressMetering } from '../../../lib/express.js'
 import type { DroppedRecord } from '../../../lib/index.js'
@@ -27,7 +28,7 @@ t.test('the latest value set per pair is sent once per flush, as absolute, with 
   core.set({ agreementId: 'agr_2' }, 'seats', 4)
   core.record({ agreementId: 'agr_1' }, 'searches', 2)
   core.record({ agreementId: 'agr_1' }, 'searches', 3)
-  t.same(core.stats().pending, { keys: 3, units: '5' }, 'levels are pending pairs, not units')
+  t.same(core.stats().pending, { pairs: 3, units: '5' }, 'levels are pending pairs, not units')
 
   t.equal((await core.flush()).sent, 3)
   const sent = kinde.records.filter(record => record.customer_agreement_id === 'agr_1' && record.billing_feature_code === 'seats')
@@ -158,7 +159,7 @@ t.test('over many flushes through 429, 503 and resets, Kinde ends with the last 
     t.equal(kinde.usage(agreement, 'seats'), String(last.get(agreement)), `${agreement}: the last value set`)
     t.equal(kinde.usage(agreement, 'searches'), String(searches.get(agreement)), `${agreement}: every search once`)
   }
-  t.equal(core.stats().pending.keys, 0)
+  t.equal(core.stats().pending.pairs, 0)
 })
 
 t.test('Fastify and Express expose set() on their metering core', async t => {
@@ -185,12 +186,14 @@ t.test('a value that failed to send comes back only if none was set since', asyn
   store.add({ entries: [seats('agr_1', 1, 10)], oldest: 10 })
   const taken = await store.take()
   store.add({ entries: [seats('agr_1', 2, 10)], oldest: 10 }) // set since, in the same millisecond
-  store.putBack(taken)
-  store.settle()
-  t.same((await store.take()).entries, [seats('agr_1', 2, 10)], 'the value set since wins')
+  store.putBack(taken.id, keysOf(taken.entries))
+  store.settle(taken.id)
+  const next = await store.take()
+  t.same(next.entries.map(({ key, ...entry }) => entry), [seats('agr_1', 2, 10)], 'the value set since wins')
 
-  store.putBack({ entries: [seats('agr_1', 3, 5)], oldest: 5 })
-  t.same((await store.take()).entries, [seats('agr_1', 3, 5)], 'with nothing set since, the failed value is pending again')
+  store.putBack(next.id, keysOf(next.entries))
+  store.settle(next.id)
+  t.same((await store.take()).entries.map(({ key, ...entry }) => entry), [seats('agr_1', 2, 10)], 'with nothing set since, the failed value is pending again')
 })
 
 t.test('latest across origins: later time wins, then the greater origin, whatever the order of arrival', async t => {
@@ -217,7 +220,7 @@ t.test('a clock stepping back never makes a later value older', async t => {
 
 t.test('past the itemized overflow, absolute values are still counted as dropped', async t => {
   const kinde = await emulator(t)
-  const core = coreOn(t, kinde, { maxPendingKeys: 1 })
+  const core = coreOn(t, kinde, { maxPendingPairs: 1 })
   for (let i = 0; i <= 10_001; i++) core.set({ agreementId: `agr_x${i}` }, 'seats', 1)
   t.same(core.stats().dropped.overflow, { records: 1, units: '0' }, 'beyond the 10,000 itemized pairs: counted at once')
 })
@@ -232,10 +235,10 @@ t.test('past 10,000 features, new ones are metered without their kind being reme
   t.equal(core.set({ agreementId: 'agr_1' }, 'feature_1', 1), false, 'remembered: refused')
 })
 
-t.test('absolute values take no room beyond maxPendingKeys: past it they are reported as overflow', async t => {
+t.test('absolute values take no room beyond maxPendingPairs: past it they are reported as overflow', async t => {
   const kinde = await emulator(t)
   const drops: DroppedRecord[][] = []
-  const core = coreOn(t, kinde, { maxPendingKeys: 1, onDrop: records => { drops.push(records) } })
+  const core = coreOn(t, kinde, { maxPendingPairs: 1, onDrop: records => { drops.push(records) } })
   t.equal(core.set({ agreementId: 'agr_1' }, 'seats', 1), true)
   t.equal(core.set({ agreementId: 'agr_1' }, 'seats', 2), true, 'a pair held takes a new value')
   t.equal(core.set({ agreementId: 'agr_2' }, 'seats', 3), true)
@@ -256,7 +259,7 @@ t.test('journal replay keeps the latest value; a delivery forgets only the value
     writer.add([seats('agr_1', 1_000_000, 10)]),
     writer.take([seats('agr_1', 1_000_000, 10)]),
     writer.add([seats('agr_1', 2_000_000, 20)]),
-    writer.resolve([seats('agr_1', 1_000_000, 10)])
+    writer.delivered([seats('agr_1', 1_000_000, 10)])
   ]
   t.same(replay(lines), [seats('agr_1', 2_000_000, 20)], 'set while the older one was sent: still pending')
   t.same(replay(lines, true), [seats('agr_1', 2_000_000, 20)], 'never dropped as in flight: it is sent again')

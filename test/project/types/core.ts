@@ -4,7 +4,7 @@
  */
 import {
   InvalidOptionError, KindeApiError, KindeMeteringError, KindeNetworkError, Metering, MemoryStore, TokenError,
-  type CustomerRef, type DroppedRecord, type UsageStore
+  type CustomerRef, type DroppedRecord, type Take, type TakenEntry, type UsageStore
 } from 'kinde-metering'
 import { EMULATOR_USER_AUDIENCE, startKindeEmulator, type KindeEmulator } from 'kinde-metering/testing'
 
@@ -32,7 +32,16 @@ metering.config.flushInterval = 1
 
 // A store is an interface users can implement.
 const store: UsageStore = new MemoryStore()
-isExactly<boolean | undefined>(store.shared)
+isExactly<boolean>(store.shared)
+// A store of one's own follows takes by id and key, so it may hand out copies.
+class CopyingStore extends MemoryStore {
+  override async take (): Promise<Take> { return structuredClone(await super.take()) }
+}
+const own: UsageStore = new CopyingStore()
+isExactly<Promise<Take | undefined>>(own.take())
+isExactly<string>(({} as TakenEntry).key)
+// @ts-expect-error entries are never handed back: putBack names the take and the keys
+own.putBack({ entries: [], oldest: 0 })
 
 // Errors: classes with a stable code, an option name, Kinde's status and body.
 function explain (error: unknown): string {

@@ -35,7 +35,7 @@ await app.register(kindeMetering, {
     for (const record of records) isExactly<string>(record.value)
   },
   ambiguous: 'drop',
-  maxPendingKeys: 1_000,
+  maxPendingPairs: 1_000,
   maxRequestsPerSecond: 20,
   retry: { attempts: 3, baseDelay: 100, maxDelay: 2_000 },
   agreementCacheTtl: 60_000,
