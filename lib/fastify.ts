@@ -148,7 +148,7 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
   const getRoutes = new WeakMap<object, string>()
   let meteredRoutes = 0
   /** The routes metering responseBytes, and their onSend hook's state. */
-  const byteRoutes: Array<{ route: RouteOptions, counting: { last: boolean, onSend: unknown } }> = []
+  const byteRoutes: Array<{ route: RouteOptions, onSend: onSendHookHandler, counting: { last: boolean } }> = []
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const config = route.config as object | undefined
     if (config !== undefined && route.method === 'HEAD' && getRoutes.get(config) === route.url) {
@@ -171,10 +171,10 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
     }
     route.onResponse = appendHook(route.onResponse, recordUsage)
     if (meters.some(meter => meter.value === 'responseBytes')) {
-      const counting = { last: false, onSend: undefined as unknown }
-      counting.onSend = bodyCounter(counting)
-      route.onSend = appendHook(route.onSend, counting.onSend as onSendHookHandler)
-      byteRoutes.push({ route, counting })
+      const counting = { last: false }
+      const onSend = bodyCounter(counting)
+      route.onSend = appendHook(route.onSend, onSend)
+      byteRoutes.push({ route, onSend, counting })
     }
   })
 
@@ -182,9 +182,9 @@ async function kindeMeteringPlugin (fastify: FastifyInstance, options: KindeMete
   // many are metered, and each responseBytes route learns whether a later onSend hook can still
   // change its body.
   fastify.addHook('onReady', async () => {
-    for (const { route, counting } of byteRoutes) {
-      const onSend = route.onSend as unknown[]
-      counting.last = onSend[onSend.length - 1] === counting.onSend
+    for (const { route, onSend, counting } of byteRoutes) {
+      const hooks = route.onSend as unknown[]
+      counting.last = hooks[hooks.length - 1] === onSend
     }
     const summary = metering.summary()
     logger.info({ ...summary, meteredRoutes },

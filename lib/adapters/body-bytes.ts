@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream'
 /**
  * Body bytes of one response, read from its connection's byte counter: nothing is patched or
  * buffered. The counter is read when metering of the response starts (Express: the route's meter
- * middleware; Fastify: the route's onRequest hook) or when a queued, pipelined response gets the
+ * middleware; Fastify: the route's onSend hook) or when a queued, pipelined response gets the
  * connection, and at `prefinish`, when the whole response has been handed to the socket and before
  * the next pipelined response may write.
  */
