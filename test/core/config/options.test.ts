@@ -53,7 +53,12 @@ t.test('an unknown option key is refused, naming it and the closest known option
     [{ concurency: 2 }, 'concurency', /did you mean "concurrency"/],
     [{ retry: { attempt: 2 } }, 'retry.attempt', /did you mean "retry.attempts"/],
     [{ journal: { dir: '/tmp/j', fsynk: true } }, 'journal.fsynk', /did you mean "journal.fsync"/],
-    [{ webhookUrl: 'https://example.com' }, 'webhookUrl', /known options: domain, clientId, .*journal, deadLetter$/]
+    [{ webhookUrl: 'https://example.com' }, 'webhookUrl', /known options: domain, clientId, .*journal, deadLetter$/],
+    [{ retryPolicy: {} }, 'retryPolicy', /did you mean "retry"\?$/],
+    [{ shutdown: 5_000 }, 'shutdown', /did you mean "shutdownTimeout"\?$/],
+    [{ client: 'id' }, 'client', /did you mean "clientId"\?$/],
+    [{ domian: 'acme.kinde.com' }, 'domian', /did you mean "domain"\?$/],
+    [{ maxRequestPerScnd: 5 }, 'maxRequestPerScnd', /did you mean "maxRequestsPerSecond"\?$/]
   ]
   for (const [extra, option, hint] of cases) {
     const error = t.throws(() => resolveConfig({ domain, ...credentials, ...extra }))
