@@ -173,7 +173,7 @@ export function resolveConfig (options: MeteringOptions<any>, env: NodeJS.Proces
     throw new InvalidOptionError('ambiguous', "must be 'retry' or 'drop'")
   }
   const retry = options.retry ?? {}
-  if (retry === null || typeof retry !== 'object') throw new InvalidOptionError('retry', 'must be an object')
+  if (typeof retry !== 'object') throw new InvalidOptionError('retry', 'must be an object')
   rejectUnknownKeys(retry, RETRY_KEYS, 'retry.')
   const baseDelay = milliseconds('retry.baseDelay', retry.baseDelay, 200)
   const journal = resolveJournalConfig(options.journal, options.store?.shared === true)

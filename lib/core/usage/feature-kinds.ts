@@ -27,6 +27,7 @@ export class FeatureKinds {
    * {@link MAX_FEATURES} features, new ones are accepted without being remembered.
    */
   claim (feature: string, absolute: boolean): boolean {
+    // Stryker disable next-line ConditionalExpression: a cache of the map below, which answers the same
     if (!absolute && feature === this.#lastDelta) return true
     const known = this.#absolute.get(feature)
     if (known === undefined) {
@@ -34,6 +35,7 @@ export class FeatureKinds {
     } else if (known !== absolute) {
       return false
     }
+    // Stryker disable next-line ConditionalExpression: a cache of the map above, which answers the same
     if (!absolute) this.#lastDelta = feature
     return true
   }

@@ -54,7 +54,12 @@ t.test('an unknown option key is refused, naming it and the closest known option
     [{ concurency: 2 }, 'concurency', /did you mean "concurrency"/],
     [{ retry: { attempt: 2 } }, 'retry.attempt', /did you mean "retry.attempts"/],
     [{ journal: { dir: '/tmp/j', fsynk: true } }, 'journal.fsynk', /did you mean "journal.fsync"/],
-    [{ webhookUrl: 'https://example.com' }, 'webhookUrl', /known options: domain, clientId, .*journal, deadLetter$/]
+    [{ webhookUrl: 'https://example.com' }, 'webhookUrl', /known options: domain, clientId, .*journal, deadLetter$/],
+    [{ retryPolicy: {} }, 'retryPolicy', /did you mean "retry"\?$/],
+    [{ shutdown: 5_000 }, 'shutdown', /did you mean "shutdownTimeout"\?$/],
+    [{ client: 'id' }, 'client', /did you mean "clientId"\?$/],
+    [{ domian: 'acme.kinde.com' }, 'domian', /did you mean "domain"\?$/],
+    [{ maxRequestPerScnd: 5 }, 'maxRequestPerScnd', /did you mean "maxRequestsPerSecond"\?$/]
   ]
   for (const [extra, option, hint] of cases) {
     const error = t.throws(() => resolveConfig({ domain, ...credentials, ...extra }))
@@ -90,4 +95,73 @@ t.test('a store that lacks a member of the protocol is refused at registration, 
   t.match((error as Error).message, /lacks attach\(\), delivered\(\), dropped\(\), close\(\), syncInterval \(a number of ms\), shared \(a boolean\): .*settledEntries\(\) became delivered\(\) and dropped\(\)/)
   t.throws(() => resolveConfig({ domain, ...credentials, store: 'redis' as any }), { option: 'store', message: /must be a UsageStore .*got string/ })
   t.doesNotThrow(() => resolveConfig({ domain, ...credentials, store: new MemoryStore() }))
+})
+
+t.test('an invalid option is refused with what it must be and what it got', async t => {
+  const domain = 'acme.kinde.com'
+  const cases: Array<[object, string, string]> = [
+    [{ flushInterval: 0 }, 'flushInterval', 'must be a positive number of milliseconds, got 0'],
+    [{ shutdownTimeout: -5 }, 'shutdownTimeout', 'must be a positive number of milliseconds, got -5'],
+    [{ requestTimeout: Infinity }, 'requestTimeout', 'must be a positive number of milliseconds, got null'],
+    [{ agreementCacheTtl: '10m' }, 'agreementCacheTtl', 'must be a positive number of milliseconds, got "10m"'],
+    [{ concurrency: 2.5 }, 'concurrency', 'must be a whole number, got 2.5'],
+    [{ maxPendingPairs: 0 }, 'maxPendingPairs', 'must be a positive number, got 0'],
+    [{ agreementCacheSize: 1.5 }, 'agreementCacheSize', 'must be a whole number, got 1.5'],
+    [{ maxRequestsPerSecond: 0 }, 'maxRequestsPerSecond', 'must be a positive number, got 0'],
+    [{ retry: { attempts: 1.5 } }, 'retry.attempts', 'must be a whole number, got 1.5'],
+    [{ retry: { baseDelay: 0 } }, 'retry.baseDelay', 'must be a positive number of milliseconds, got 0'],
+    [{ retry: { maxDelay: NaN } }, 'retry.maxDelay', 'must be a positive number of milliseconds, got null'],
+    [{ retry: 'fast' }, 'retry', 'must be an object'],
+    [{ customer: 'x-customer' }, 'customer', 'must be a function, got string'],
+    [{ countStatus: 200 }, 'countStatus', 'must be a function, got number'],
+    [{ onDrop: {} }, 'onDrop', 'must be a function, got object'],
+    [{ ambiguous: 'never' }, 'ambiguous', "must be 'retry' or 'drop'"],
+    [{ accessToken: '' }, 'accessToken', 'must be a non-empty string or a function returning one'],
+    [{ domain: 'https://acme.kinde.com/?tenant=1' }, 'domain', 'must be a bare domain without path, query or credentials, got "https://acme.kinde.com/?tenant=1"; did you mean "acme.kinde.com"?'],
+    [{ domain: 'https://' }, 'domain', 'is not a valid URL: "https://"'],
+    [{ journal: 'dir' }, 'journal', 'must be an object such as { dir }'],
+    [{ journal: null }, 'journal', 'must be an object such as { dir }'],
+    [{ journal: { dir: 7 } }, 'journal.dir', 'must be a non-empty path'],
+    [{ journal: { dir: '/tmp/j', fsync: 'yes' } }, 'journal.fsync', 'must be true or false'],
+    [{ journal: { dir: '/tmp/j', syncInterval: 0 } }, 'journal.syncInterval', 'must be a positive number of milliseconds, got 0'],
+    [{ deadLetter: null }, 'deadLetter', 'must be an object such as { dir }, or false'],
+    [{ deadLetter: { dir: '/tmp/d', path: '/tmp/e' } }, 'deadLetter.path', 'is not an option of kinde-metering; known options: dir'],
+    [{ deadLetter: { dir: 3 } }, 'deadLetter.dir', 'must be a non-empty path']
+  ]
+  for (const [extra, option, message] of cases) {
+    t.throws(() => resolveConfig({ domain, ...credentials, ...extra } as any, {}), new InvalidOptionError(option, message), option)
+  }
+})
+
+t.test('an option left out takes its environment variable, then its default; one given wins', async t => {
+  const env = { KINDE_DOMAIN: 'env.kinde.com', KINDE_MANAGEMENT_CLIENT_ID: 'env-id', KINDE_MANAGEMENT_CLIENT_SECRET: 'env-secret' }
+  t.match(resolveConfig({}, env), { origin: 'https://env.kinde.com', credentials: { clientId: 'env-id', clientSecret: 'env-secret' } })
+  t.match(resolveConfig({ domain: 'HTTP://127.0.0.1:9', clientId: 'id', clientSecret: 'secret' }, env),
+    { origin: 'http://127.0.0.1:9', credentials: { clientId: 'id', clientSecret: 'secret' } }, 'a scheme in capitals is kept, not doubled')
+  t.throws(() => resolveConfig({ domain: 'acme.kinde.com', clientSecret: 'secret' }, {}),
+    new InvalidOptionError('clientId', 'is required (or set KINDE_MANAGEMENT_CLIENT_ID, or pass accessToken)'))
+  t.throws(() => resolveConfig({ domain: 'acme.kinde.com', clientId: 'id' }, {}),
+    new InvalidOptionError('clientSecret', 'is required (or set KINDE_MANAGEMENT_CLIENT_SECRET, or pass accessToken)'))
+  t.throws(() => resolveConfig({ ...credentials }, {}), new InvalidOptionError('domain', 'is required (or set KINDE_DOMAIN), e.g. "https://acme.kinde.com"'))
+  t.throws(() => resolveConfig('acme.kinde.com' as any, {}), new InvalidOptionError('options', 'must be an object'))
+  t.equal(resolveConfig({ domain: 'acme.kinde.com', accessToken: async () => 'token' }, {}).credentials, undefined, 'a token function needs no credentials either')
+})
+
+t.test('a retry.baseDelay above 10 s raises the default retry.maxDelay with it; the rest keep what was given', async t => {
+  t.match(resolveConfig({ domain: 'acme.kinde.com', ...credentials, retry: { baseDelay: 30_000 } }, {}).retry, { baseDelay: 30_000, maxDelay: 30_000, attempts: 4 })
+  const given = resolveConfig({
+    domain: 'acme.kinde.com',
+    ...credentials,
+    maxRequestsPerSecond: 2.5,
+    ambiguous: 'drop',
+    retry: { attempts: 2, baseDelay: 50, maxDelay: 400 },
+    journal: { dir: 'relative/journal' }
+  }, {})
+  t.match(given, { maxRequestsPerSecond: 2.5, ambiguous: 'drop', retry: { attempts: 2, baseDelay: 50, maxDelay: 400 } })
+  t.match(given.journal, { dir: `${process.cwd()}/relative/journal`, syncInterval: 100, fsync: false }, 'the journal directory is made absolute, with its defaults')
+  t.ok(Object.isFrozen(given.journal))
+  t.equal(given.deadLetter?.dir, `${process.cwd()}/relative/journal/dead-letter`)
+  const dead = resolveConfig({ domain: 'acme.kinde.com', ...credentials, deadLetter: { dir: 'dead' } }, {}).deadLetter
+  t.equal(dead?.dir, `${process.cwd()}/dead`)
+  t.ok(Object.isFrozen(dead))
 })

@@ -292,3 +292,15 @@ t.test('a server on the directory of one that was killed sends its latest values
   t.equal(kinde.records.length, 2)
   t.same(drops, [])
 })
+
+t.test('levels of several features of one customer are each kept and sent', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  core.set({ agreementId: 'agr_1' }, 'seats', 3)
+  core.set({ agreementId: 'agr_1' }, 'storage_gb', 40)
+  core.set({ agreementId: 'agr_1' }, 'seats', 5)
+  t.same(core.stats().pending, { pairs: 2, units: '0' })
+  t.equal((await core.flush()).sent, 2)
+  t.equal(kinde.usage('agr_1', 'seats'), '5')
+  t.equal(kinde.usage('agr_1', 'storage_gb'), '40')
+})
