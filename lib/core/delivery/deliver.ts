@@ -150,8 +150,9 @@ export class Delivery {
     let lookupError: unknown
     const bind = (entry: E, agreementId: string): void => {
       const absolute = entry.absolute === true
-      // Never one record of both kinds: a fleet or a journal may hold both for a pair.
-      const key = `${agreementId}\n${entry.feature}${absolute ? '\na' : ''}`
+      // Never one record of both kinds: a fleet or a journal may hold both for a pair. The kind
+      // leads and the id's length ends it, since a feature code may hold any character.
+      const key = `${absolute ? 'a' : 's'}${agreementId.length}:${agreementId}${entry.feature}`
       const item = items.get(key)
       if (item === undefined) {
         items.set(key, { agreementId, feature: entry.feature, micros: entry.micros, at: entry.at, absolute, origin: entry.origin, sources: [entry] })

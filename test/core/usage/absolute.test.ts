@@ -304,3 +304,13 @@ t.test('levels of several features of one customer are each kept and sent', asyn
   t.equal(kinde.usage('agr_1', 'seats'), '5')
   t.equal(kinde.usage('agr_1', 'storage_gb'), '40')
 })
+
+t.test('a level and a sum of features whose codes differ only by a newline and a letter stay two records', async t => {
+  const kinde = await emulator(t, { agreements: [{ id: 'agr_1', customerId: 'cus_1', features: ['seats', 'seats\na'] }] })
+  const core = coreOn(t, kinde)
+  core.set({ agreementId: 'agr_1' }, 'seats', 5)
+  core.record({ agreementId: 'agr_1' }, 'seats\na', 2)
+  t.equal((await core.flush()).sent, 2)
+  t.equal(kinde.usage('agr_1', 'seats'), '5')
+  t.equal(kinde.usage('agr_1', 'seats\na'), '2')
+})
