@@ -177,7 +177,7 @@ export class Flusher {
       // With a flush queued, this one stays current until the queued one starts: a caller resumed
       // by this flush's end and calling flush() again must join the queued flush, not start a third
       // beside it.
-      if (this.#current === flush && this.#next === undefined) this.#current = undefined
+      if (this.#next === undefined) this.#current = undefined
     })
     this.#current = flush
     return flush
