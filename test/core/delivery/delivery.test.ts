@@ -342,6 +342,16 @@ t.test('flushes never overlap: one called during another waits and includes newe
   t.equal(core.stats().lastFlush?.sent, 1)
 })
 
+t.test('a meter value of 0 is accepted and bills nothing: no pair pending, no record sent', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  t.equal(core.record({ agreementId: 'agr_1' }, 'searches', 0), true, 'a valid value, not refused')
+  t.equal(core.stats().refused.invalidValue, 0)
+  t.same(core.stats().pending, { pairs: 0, units: '0' })
+  t.equal((await core.flush()).sent, 0)
+  t.equal(kinde.calls.meter_usage, 0, 'Kinde is not asked to record 0')
+})
+
 t.test('a flush delivers what was recorded before the call; a record made just after it waits for the next flush', async t => {
   const kinde = await emulator(t)
   const core = coreOn(t, kinde)
