@@ -128,6 +128,7 @@ export class Metering {
     const id = referenceId(customer, kind)
     if (!this.#featureKinds.claim(feature, false)) return this.#refusals.refuse('mixedKinds', origin, feature, MIXED_KINDS, undefined, requestId)
     if (isZero(micros)) return true
+    // Stryker disable next-line ConditionalExpression: a clock read per meter differs from the request's one read by the loop's own microseconds; only the cost on the request path tells them apart
     const now = at === 0 ? Date.now() : at
     const capacity = this.#flusher.capacity
     if (!this.#local.add(kind, id, feature, micros, now, capacity)) {

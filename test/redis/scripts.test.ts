@@ -54,7 +54,7 @@ function watched (client: Redis, options: { prologue?: string, answer?: (call: S
     calls.push(call)
     let reply: unknown
     try {
-      reply = await client.eval((options.prologue ?? '') + SCRIPTS[name as keyof typeof SCRIPTS].source, numKeys, all)
+      reply = await client.eval((options.prologue ?? '') + SCRIPTS[name as keyof typeof SCRIPTS].source, numKeys, ...all)
     } catch (error) {
       errors.push(`${name}: ${(error as Error).message}`)
       throw error

@@ -176,8 +176,8 @@ export class Flusher {
     const flush = this.#runFlush().finally(() => {
       // With a flush queued, this one stays current until the queued one starts: a caller resumed
       // by this flush's end and calling flush() again must join the queued flush, not start a third
-      // beside it.
-      if (this.#current === flush && this.#next === undefined) this.#current = undefined
+      // beside it. A flush ends while it is current: the queued one starts only once it settled.
+      if (this.#next === undefined) this.#current = undefined
     })
     this.#current = flush
     return flush

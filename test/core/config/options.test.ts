@@ -94,6 +94,8 @@ t.test('a store that lacks a member of the protocol is refused at registration, 
   t.equal((error as InvalidOptionError).option, 'store')
   t.match((error as Error).message, /lacks attach\(\), delivered\(\), dropped\(\), close\(\), syncInterval \(a number of ms\), shared \(a boolean\): .*settledEntries\(\) became delivered\(\) and dropped\(\)/)
   t.throws(() => resolveConfig({ domain, ...credentials, store: 'redis' as any }), { option: 'store', message: /must be a UsageStore .*got string/ })
+  // A store read from config that came back empty: refused with the option's name, not a TypeError.
+  t.throws(() => resolveConfig({ domain, ...credentials, store: null as any }), { name: 'InvalidOptionError', option: 'store', message: /must be a UsageStore/ })
   t.doesNotThrow(() => resolveConfig({ domain, ...credentials, store: new MemoryStore() }))
 })
 

@@ -342,6 +342,31 @@ t.test('flushes never overlap: one called during another waits and includes newe
   t.equal(core.stats().lastFlush?.sent, 1)
 })
 
+t.test('a meter value of 0 is accepted and bills nothing: no pair pending, no record sent', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  t.equal(core.record({ agreementId: 'agr_1' }, 'searches', 0), true, 'a valid value, not refused')
+  t.equal(core.stats().refused.invalidValue, 0)
+  t.same(core.stats().pending, { pairs: 0, units: '0' })
+  t.equal((await core.flush()).sent, 0)
+  t.equal(kinde.calls.meter_usage, 0, 'Kinde is not asked to record 0')
+})
+
+t.test('a flush delivers what was recorded before the call; a record made just after it waits for the next flush', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  // A flush before: the next call finds none running and starts its own at once.
+  await core.flush()
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  const first = core.flush()
+  core.record({ agreementId: 'agr_1' }, 'searches', 2)
+  t.equal((await first).sent, 1)
+  t.equal(kinde.usage('agr_1', 'searches'), '1', 'only the usage recorded before the call')
+  t.equal(core.stats().pending.units, '2', 'the later record is pending, for the next flush')
+  t.equal((await core.flush()).sent, 1)
+  t.equal(kinde.usage('agr_1', 'searches'), '3')
+})
+
 t.test('flushes never overlap: a caller resumed by the end of a flush joins the one already queued', async t => {
   const kinde = await emulator(t)
   const store = new MemoryStore()

@@ -42,3 +42,15 @@ t.test('keys never collide, whatever characters a feature code holds: every entr
   store.settle(take.id)
   t.same((await store.take()).entries.map(entry => [entry.feature, entry.micros]).sort(), [['x\na', 1_000_000], ['x', 2_000_000]])
 })
+
+t.test('a sum and a level of one pair (a journal or a fleet may hold both) are two entries, and both come back whole when put back', async t => {
+  const store = new MemoryStore()
+  store.add({ entries: [sum('agr_1', 1_500_000, 10), { ...level('agr_1', 7_000_000, 20), feature: 'searches' }], oldest: 10 })
+  const take = await store.take()
+  t.equal(new Set(keysOf(take.entries)).size, 2, 'one key each')
+  store.putBack(take.id, keysOf(take.entries))
+  store.settle(take.id)
+  t.same(store.pending(), { pairs: 2, micros: 1_500_000, oldest: 10 })
+  t.same((await store.take()).entries.map(({ key, ...entry }) => entry).sort((a, b) => Number(a.absolute === true) - Number(b.absolute === true)),
+    [sum('agr_1', 1_500_000, 10), { ...level('agr_1', 7_000_000, 20), feature: 'searches' }])
+})
