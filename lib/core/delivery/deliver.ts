@@ -16,6 +16,7 @@ import type { MeteringConfig } from '../config/options.js'
 import type { AgreementResolver } from '../kinde/resolver.js'
 import type { Counters, FlushFailure } from '../report/stats.js'
 import { RefKind, type Logger, type UsageEntry } from '../usage/types.js'
+import { entryKey } from '../store/take.js'
 
 /**
  * Usage bound for one record: one (agreement, feature) pair and the entries summed into it, or
@@ -150,9 +151,8 @@ export class Delivery {
     let lookupError: unknown
     const bind = (entry: E, agreementId: string): void => {
       const absolute = entry.absolute === true
-      // Never one record of both kinds: a fleet or a journal may hold both for a pair. The kind
-      // leads and the id's length ends it, since a feature code may hold any character.
-      const key = `${absolute ? 'a' : 's'}${agreementId.length}:${agreementId}${entry.feature}`
+      // Never one record of both kinds: a fleet or a journal may hold both for a pair.
+      const key = entryKey({ absolute: entry.absolute, kind: RefKind.Agreement, id: agreementId, feature: entry.feature })
       const item = items.get(key)
       if (item === undefined) {
         items.set(key, { agreementId, feature: entry.feature, micros: entry.micros, at: entry.at, absolute, origin: entry.origin, sources: [entry] })

@@ -43,11 +43,11 @@ export interface TakeLedger {
 }
 
 /**
- * The one function that builds the key of an entry: sum or level first, then (reference kind, id,
- * feature), the id's length keeping `a` + `bc` apart from `ab` + `c` (a feature code may hold any
+ * The one function that builds the key of an entry (and of a record, delivery's sum per agreement
+ * and feature): sum or level first, then (reference kind, id, feature), the id's length keeping `a` + `bc` apart from `ab` + `c` (a feature code may hold any
  * character, so nothing may follow it).
  */
-export function entryKey (entry: UsageEntry): string {
+export function entryKey (entry: Pick<UsageEntry, 'absolute' | 'kind' | 'id' | 'feature'>): string {
   // Stryker disable next-line StringLiteral,EqualityOperator: any two distinct prefixes keep the keys apart (the kind that follows is a digit), and keys never outlive the process
   return `${entry.absolute === true ? 'a' : 's'}${entry.kind}${entry.id.length}:${entry.id}${entry.feature}`
 }
