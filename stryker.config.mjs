@@ -8,7 +8,7 @@ export default {
   testRunner: 'tap',
   tap: {
     // The tests of the core and of what drives it on the request path. Left out, so that a full run
-    // fits about half an hour on 2 cores: test/project/ (the package as a whole: built dist/, types,
+    // takes about 90 minutes on 2 cores rather than three hours: test/project/ (the package as a whole: built dist/, types,
     // README, bench; no mutant loads there, and Stryker's sandbox has no dist/), test/cli/ and
     // test/redis/ (other entry points; each covers most of the core, so every surviving core mutant
     // would rerun them), the two crash tests (they run lib/ in SIGKILLed child processes Stryker
