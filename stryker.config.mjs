@@ -8,8 +8,9 @@ export default {
   testRunner: 'tap',
   tap: {
     // The tests of the core and of what drives it on the request path. Left out, so that a full run
-    // takes about 90 minutes on 2 cores rather than three hours: test/project/ (the package as a whole: built dist/, types,
-    // README, bench; no mutant loads there, and Stryker's sandbox has no dist/), test/cli/ and
+    // takes about 90 minutes on 2 cores rather than three hours: test/project/ (the package as a
+    // whole: built dist/, types, README, bench; no mutant loads there, and Stryker's sandbox has no
+    // dist/), test/cli/ and
     // test/redis/ (other entry points; each covers most of the core, so every surviving core mutant
     // would rerun them), the two crash tests (they run lib/ in SIGKILLed child processes Stryker
     // never sees) and the two fault suites (29 s and 7 s a run: soak tests over what the delivery
@@ -34,10 +35,9 @@ export default {
   // Later runs retest only mutants whose code or covering tests changed.
   incremental: true,
   incrementalFile: 'reports/mutation/stryker-incremental.json',
-  // Two cores: two checkers and two test runners, four runners once every mutant is checked (tests
-  // wait on sockets and timers as much as they compute). With four runners sharing two cores, a
-  // test may take three times its dry-run time before it counts as a timeout (killed): only a
-  // mutant that hangs a test gets there.
+  // Stryker gives half to TypeScript checkers, half to test runners: two runners on two cores, as
+  // tests wait on sockets and timers as much as they compute. A test may take three times its
+  // dry-run time before it counts as a timeout (killed): only a mutant that hangs a test gets there.
   concurrency: 4,
   timeoutFactor: 3,
   timeoutMS: 15_000,

@@ -8,9 +8,9 @@
 #
 # Runs the server under cachegrind twice, serving 3,000 and 9,000 requests, and prints the
 # difference over 6,000: start-up and warm-up cancel out. (Between the 1,000th and the 3,000th
-# request V8 still optimizes: a third of Express's instructions there are TurboFan's; after the
-# 3,000th, 1-2%.) Loads kinde-metering from dist/ (npm run build), or from KINDE_METERING_INDEX /
-# KINDE_METERING_EXPRESS. A run takes 1-3 minutes; repeat runs differ by up to ~2%.
+# request V8 still optimizes: a third of an Express request's instructions there were TurboFan's.)
+# Loads kinde-metering from dist/ (npm run build), or from KINDE_METERING_INDEX /
+# KINDE_METERING_EXPRESS. A run takes 1-3 minutes; repeat runs differ by up to ~3%.
 set -euo pipefail
 framework=$1 variant=$2
 dir=$(cd "$(dirname "$0")" && pwd)/instructions
