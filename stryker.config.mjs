@@ -8,7 +8,7 @@ export default {
   testRunner: 'tap',
   tap: {
     // The tests of the core and of what drives it on the request path. Left out, so that a full run
-    // takes about 90 minutes on 2 cores rather than three hours: test/project/ (the package as a
+    // takes about 100 minutes on 2 cores rather than three hours or more: test/project/ (the package as a
     // whole: built dist/, types, README, bench; no mutant loads there, and Stryker's sandbox has no
     // dist/), test/cli/ and
     // test/redis/ (other entry points; each covers most of the core, so every surviving core mutant
