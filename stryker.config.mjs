@@ -8,14 +8,14 @@ export default {
   testRunner: 'tap',
   tap: {
     // The tests of the core and of what drives it on the request path. Left out, so that a full run
-    // takes about 100 minutes on 2 cores rather than three hours or more: test/project/ (the package as a
-    // whole: built dist/, types, README, bench; no mutant loads there, and Stryker's sandbox has no
-    // dist/), test/cli/ and
-    // test/redis/ (other entry points; each covers most of the core, so every surviving core mutant
-    // would rerun them), the two crash tests (they run lib/ in SIGKILLed child processes Stryker
-    // never sees) and the two fault suites (29 s and 7 s a run: soak tests over what the delivery
-    // tests pin one case at a time). test/core/report/errors.test.ts checks the error brand from
-    // source, as errors-brand.test.ts does from dist/. Scores are therefore lower bounds.
+    // takes about 100 minutes on 2 cores rather than three hours or more: test/project/ (the
+    // package as a whole: built dist/, types, README, bench; no mutant loads there, and Stryker's
+    // sandbox has no dist/), test/cli/ and test/redis/ (other entry points; each covers most of the
+    // core, so every surviving core mutant would rerun them), the two crash tests (they run lib/ in
+    // SIGKILLed child processes Stryker never sees) and the two fault suites (29 s and 7 s a run:
+    // soak tests over what the delivery tests pin one case at a time).
+    // test/core/report/errors.test.ts checks the error brand from source, as errors-brand.test.ts
+    // does from dist/. Scores are therefore lower bounds.
     testFiles: [
       'test/{adapters,doctor,testing}/**/*.test.ts',
       'test/core/**/!(errors-brand|journal-crash|absolute-journal-crash|fault-shutdown|fault-suite).test.ts'
