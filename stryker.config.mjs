@@ -13,9 +13,9 @@ export default {
     // sandbox has no dist/), test/cli/ and test/redis/ (other entry points; each covers most of the
     // core, so every surviving core mutant would rerun them), the two crash tests (they run lib/ in
     // SIGKILLed child processes Stryker never sees) and the two fault suites (29 s and 7 s a run:
-    // soak tests over what the delivery tests pin one case at a time).
-    // test/core/report/errors.test.ts checks the error brand from source, as errors-brand.test.ts
-    // does from dist/. Scores are therefore lower bounds.
+    // soak tests over what the delivery tests pin one case at a time). Scores are therefore lower
+    // bounds. test/core/report/errors.test.ts checks the error brand from source, as
+    // errors-brand.test.ts does from dist/.
     testFiles: [
       'test/{adapters,doctor,testing}/**/*.test.ts',
       'test/core/**/!(errors-brand|journal-crash|absolute-journal-crash|fault-shutdown|fault-suite).test.ts'
@@ -35,8 +35,9 @@ export default {
   // Later runs retest only mutants whose code or covering tests changed.
   incremental: true,
   incrementalFile: 'reports/mutation/stryker-incremental.json',
-  // Stryker gives half to TypeScript checkers, half to test runners: two runners on two cores, as
-  // tests wait on sockets and timers as much as they compute. A test may take three times its
+  // Stryker gives half to TypeScript checkers, half to test runners, and the checkers' share to
+  // runners once every mutant is checked: two, then four runners on two cores, as tests wait on
+  // sockets and timers as much as they compute. A test may take three times its
   // dry-run time before it counts as a timeout (killed): only a mutant that hangs a test gets there.
   concurrency: 4,
   timeoutFactor: 3,
