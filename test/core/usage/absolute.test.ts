@@ -314,3 +314,38 @@ t.test('a level and a sum of features whose codes differ only by a newline and a
   t.equal(kinde.usage('agr_1', 'seats'), '5')
   t.equal(kinde.usage('agr_1', 'seats\na'), '2')
 })
+
+t.test('a value set in the millisecond of one that failed to send replaces it: the later call wins', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde, { retry: { attempts: 2, baseDelay: 1, maxDelay: 2 } })
+  const at = Date.now()
+  kinde.fault({ kind: 'status', status: 503, times: 2 })
+  setAt(at, () => core.set({ agreementId: 'agr_1' }, 'seats', 1))
+  t.equal((await core.flush()).pending, 1, 'Kinde refused it: pending again')
+  setAt(at, () => core.set({ agreementId: 'agr_1' }, 'seats', 2))
+  t.equal((await core.flush()).sent, 1)
+  t.same(kinde.records.filter(record => record.applied).map(record => [record.meter_value, record.meter_usage_timestamp]),
+    [['2', new Date(at).toISOString()]], 'only the value set last reached Kinde')
+})
+
+t.test('in one millisecond a fleet agrees on the latest: a smaller origin never replaces a greater one, one origin\'s later value replaces its earlier', async t => {
+  const agg = new Aggregator()
+  agg.merge({ entries: [seats('a', 1, 20, { origin: 'b' })], oldest: 20 })
+  agg.merge({ entries: [seats('a', 2, 20, { origin: 'a' })], oldest: 20 })
+  agg.merge({ entries: [seats('c', 1, 20, { origin: 'x' })], oldest: 20 })
+  agg.merge({ entries: [seats('c', 2, 20, { origin: 'x' })], oldest: 20 })
+  agg.merge({ entries: [seats('c', 3, 20, { origin: 'x' })], oldest: 20 }, true)
+  t.same(agg.drain().entries, [seats('a', 1, 20, { origin: 'b' }), seats('c', 2, 20, { origin: 'x' })])
+})
+
+t.test('levels count in the age of the oldest pending usage', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  const base = Date.now() - 60_000
+  setAt(base, () => core.set({ agreementId: 'agr_1' }, 'seats', 1))
+  setAt(base + 50_000, () => core.set({ agreementId: 'agr_2' }, 'seats', 2))
+  const before = Date.now()
+  const age = core.stats().oldestPendingAgeMs
+  const after = Date.now()
+  t.ok(age >= before - base && age <= after - base, `aged from the first value set (${age} ms)`)
+})
