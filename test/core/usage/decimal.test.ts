@@ -67,4 +67,5 @@ t.test('values near and past 9 billion units keep every digit a double holds', a
   const huge = toMicros(1e10)
   t.equal(huge, 10n ** 16n, 'past it, whole units as a bigint')
   t.equal(formatMicros(addMicros(huge, 1)), '10000000000.000001', 'and a micro added to it is not lost')
+  t.equal(formatMicros(addMicros(1, huge)), '10000000000.000001', 'nor when the huge amount comes second')
 })
