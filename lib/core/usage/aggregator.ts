@@ -47,7 +47,7 @@ export class Aggregator {
     const ids = this.#byKind[kind]
     let features = ids.get(id)
     if (features === undefined) {
-      // Stryker disable next-line ConditionalExpression,EqualityOperator: the pair check below refuses too; this one only spares a refused id an empty map (memory, not results)
+      // Stryker disable next-line ConditionalExpression,EqualityOperator,ArithmeticOperator: the pair check below refuses too; this one only spares a refused id an empty map (memory, not results)
       if (this.#size + this.#latest.size >= capacity) return false
       features = new Map()
       ids.set(id, features)

@@ -60,11 +60,12 @@ t.test('drain hands over every kind of reference, in kind order, and the aggrega
   }, 'only what came after the first drain')
 })
 
-t.test('sums and levels share one capacity: once sums fill it, a new level is refused and a level held still takes a new value', async t => {
+t.test('sums and levels share one capacity: a new sum or level past it is refused, a level held still takes a new value', async t => {
   const agg = new Aggregator()
   t.ok(agg.add(RefKind.Agreement, 'a1', 'searches', 1, 1, 2))
   t.ok(agg.set(RefKind.Agreement, 'a1', 'seats', 5, 1, 2))
   t.notOk(agg.set(RefKind.Agreement, 'a2', 'seats', 5, 1, 2), 'a new level past capacity')
+  t.notOk(agg.add(RefKind.Agreement, 'a1', 'tokens', 1, 1, 2), 'a new sum past capacity, the level counted in')
   t.ok(agg.set(RefKind.Agreement, 'a1', 'seats', 6, 2, 2), 'the level held')
   t.equal(agg.size, 2)
   t.same(agg.drain().entries.map(entry => [entry.id, entry.feature, entry.micros]), [['a1', 'searches', 1], ['a1', 'seats', 6]])
