@@ -321,7 +321,7 @@ t.test('a value set in the millisecond of one that failed to send replaces it: t
   const at = Date.now()
   kinde.fault({ kind: 'status', status: 503, times: 2 })
   setAt(at, () => core.set({ agreementId: 'agr_1' }, 'seats', 1))
-  t.equal((await core.flush()).pending, 1, 'Kinde refused it: pending again')
+  t.equal((await core.flush()).pending, 1, 'Kinde answered 503 to both attempts: pending again')
   setAt(at, () => core.set({ agreementId: 'agr_1' }, 'seats', 2))
   t.equal((await core.flush()).sent, 1)
   t.same(kinde.records.filter(record => record.applied).map(record => [record.meter_value, record.meter_usage_timestamp]),
