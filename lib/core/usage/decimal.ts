@@ -38,7 +38,6 @@ export function addMicros (a: Micros, b: Micros): Micros {
 
 /** Subtracts `b` from `a` exactly (callers never let the result go negative). */
 export function subtractMicros (a: Micros, b: Micros): Micros {
-  // Stryker disable next-line ConditionalExpression,EqualityOperator,StringLiteral: the number fast path only saves bigint conversions; a number minus a bigint never comes (a bigint is past 2^53, callers subtract at most a)
   if (typeof a === 'number' && typeof b === 'number') return a - b
   const difference = BigInt(a) - BigInt(b)
   return difference <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(difference) : difference
