@@ -89,6 +89,7 @@ export class KindeHttp {
     const url = new URL(origin)
     const client = CLIENTS[url.protocol as keyof typeof CLIENTS]
     // An empty port is the scheme's default to Node; IPv6 hosts come bracketed from URL.
+    // Stryker disable next-line Regex: URL puts brackets only around a whole IPv6 host, so dropping either anchor strips the same two
     this.#target = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port }
     this.#agent = new client.Agent({
       keepAlive: true,

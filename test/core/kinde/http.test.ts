@@ -1,8 +1,48 @@
 /**
- * The connection pool to Kinde as a user meets it: what a failed request says in the logs.
+ * The connection pool to Kinde as a user meets it: the domains it reaches and what a failed
+ * request says in the logs.
  */
 import t from 'tap'
+import type { Test } from 'tap'
+import { connect, createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import type { KindeEmulator } from '../../../lib/testing.js'
+import { getToken } from '../../helpers/emulator.js'
 import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
+
+/** A TCP relay on IPv6 loopback to the emulator (which listens on 127.0.0.1 only): its port, and the connections it was asked for. */
+async function ipv6Relay (t: Test, kinde: KindeEmulator): Promise<{ port: number, connections: () => number }> {
+  const target = new URL(kinde.url)
+  let connections = 0
+  const relay = createServer(socket => {
+    connections++
+    const upstream = connect(Number(target.port), target.hostname)
+    socket.pipe(upstream).pipe(socket)
+    socket.on('error', () => upstream.destroy())
+    upstream.on('error', () => socket.destroy())
+  })
+  await new Promise<void>(resolve => relay.listen(0, '::1', resolve))
+  t.teardown(() => new Promise(resolve => relay.close(resolve)))
+  return { port: (relay.address() as AddressInfo).port, connections: () => connections }
+}
+
+t.test('a domain given as an IPv6 address in brackets is reached', async t => {
+  const kinde = await emulator(t)
+  const { port } = await ipv6Relay(t, kinde)
+  const core = coreOn(t, kinde, { domain: `http://[::1]:${port}`, accessToken: await getToken(kinde) })
+  core.record({ agreementId: 'agr_1' }, 'searches', 2)
+  t.match(await core.flush(), { sent: 1, pending: 0 })
+  t.equal(kinde.usage('agr_1', 'searches'), '2')
+})
+
+t.test('connections to Kinde are kept open and reused: a flush of 40 records opens no more than concurrency of them', async t => {
+  const kinde = await emulator(t, { customers: 40 })
+  const relay = await ipv6Relay(t, kinde)
+  const core = coreOn(t, kinde, { domain: `http://[::1]:${relay.port}`, accessToken: await getToken(kinde), concurrency: 2 })
+  for (let i = 1; i <= 40; i++) core.record({ agreementId: `agr_${i}` }, 'searches', 1)
+  t.match(await core.flush(), { sent: 40 })
+  t.ok(relay.connections() <= 2, `40 sends over ${relay.connections()} connection(s)`)
+})
 
 t.test('a request that found no server is logged with Node\'s own error as its cause', async t => {
   const kinde = await emulator(t)
