@@ -41,7 +41,7 @@ export interface DeliveryResult<E extends UsageEntry = UsageEntry> {
   /** Records reported as dropped. */
   dropped: number
   /** Usage to keep pending: failed, or not reached before the deadline. */
-  leftover: { entries: E[], oldest: number }
+  leftover: { entries: E[] }
   /** The first failure that left usage pending, if one did. */
   failure?: FlushFailure
 }
@@ -131,7 +131,7 @@ export class Delivery {
   async deliver<E extends UsageEntry> (batch: { entries: E[], oldest: number }, hooks: DeliveryHooks<E>): Promise<DeliveryResult<E>> {
     const run: Run<E> = {
       ...hooks,
-      result: { sent: 0, sentMicros: 0, dropped: 0, leftover: { entries: [], oldest: batch.oldest } },
+      result: { sent: 0, sentMicros: 0, dropped: 0, leftover: { entries: [] } },
       drops: { rejected: [], ambiguous: [], no_agreement: [] },
       notAppliedLogged: false
     }
@@ -141,7 +141,6 @@ export class Delivery {
       this.#drops.report(run.drops[reason], reason)
       run.result.dropped += run.drops[reason].length
     }
-    if (run.result.leftover.entries.length === 0) run.result.leftover.oldest = Infinity
     return run.result
   }
 
@@ -224,7 +223,7 @@ export class Delivery {
       this.#counters.retried++
     }
     // Held back by a failure (this item's, or an earlier one's pause or back-off), or out of time.
-    if (this.#lastFailure !== undefined) run.result.failure ??= this.#lastFailure
+    run.result.failure ??= this.#lastFailure
     run.result.leftover.entries.push(...item.sources)
   }
 
