@@ -111,7 +111,8 @@ export class KindeHttp {
         ...this.#target,
         method,
         path,
-        headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        // Ending with the whole body, Node declares its Content-Length itself.
+        headers,
         agent: this.#agent,
         timeout: this.#timeout
       })

@@ -1,0 +1,40 @@
+/**
+ * The Management API calls as Kinde receives them, and how each answer to a meter usage send is
+ * taken: delivered, retried after the wait Kinde asked for, or kept.
+ */
+import t from 'tap'
+import { coreOn, emulator } from '../../fixtures.js'
+import { coreOnStandIn, standIn } from './stand-in.js'
+
+t.test('a meter usage send is a JSON POST that declares its type and length and asks for JSON back', async t => {
+  const kinde = await standIn(t, () => undefined)
+  const core = coreOnStandIn(t, kinde.url)
+  core.record({ agreementId: 'agr_1' }, 'searches', 1.5)
+  t.match(await core.flush(), { sent: 1 })
+  const send = kinde.received.find(request => request.url === '/api/v1/billing/meter_usage')!
+  t.match(send, { method: 'POST', headers: { authorization: 'Bearer stand-in-token', accept: 'application/json', 'content-type': 'application/json' } })
+  t.equal(send.headers['content-length'], String(Buffer.byteLength(send.body)), 'the length is declared, not chunked')
+  t.equal(send.headers['transfer-encoding'], undefined)
+  t.match(JSON.parse(send.body), { customer_agreement_id: 'agr_1', billing_feature_code: 'searches', meter_value: '1.5', meter_type_code: 'delta' })
+})
+
+t.test('an answer of 300 is no delivery: Kinde may or may not have applied it, and the usage is retried', async t => {
+  let answered = 0
+  const kinde = await standIn(t, request => request.url === '/oauth2/token' || answered++ > 0 ? undefined : { status: 300, body: '' })
+  const core = coreOnStandIn(t, kinde.url)
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 1, pending: 0 })
+  t.equal(core.stats().failures.ambiguous, 1, 'counted as ambiguous, not as sent')
+  t.equal(kinde.received.filter(request => request.method === 'POST' && request.url !== '/oauth2/token').length, 2, 'sent again after the 300')
+})
+
+t.test('a 503 with Retry-After in seconds holds the retry for that long', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  kinde.fault({ kind: 'status', status: 503, retryAfter: 1 })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  const outcome = await core.flush()
+  t.match(outcome, { sent: 1 })
+  t.ok(outcome.durationMs >= 1_000, `the retry waited out the second asked for (${outcome.durationMs} ms)`)
+  t.equal(kinde.calls.meter_usage, 2)
+})
