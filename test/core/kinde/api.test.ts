@@ -38,3 +38,12 @@ t.test('a 503 with Retry-After in seconds holds the retry for that long', async 
   t.ok(outcome.durationMs >= 1_000, `the retry waited out the second asked for (${outcome.durationMs} ms)`)
   t.equal(kinde.calls.meter_usage, 2)
 })
+
+t.test('RateLimit-Reset wins over Retry-After, also when it says 0: the retry goes at once', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  kinde.fault({ kind: 'status', status: 429, rateLimitReset: 0, retryAfter: 3_600 })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 1, pending: 0 }, 'not held for the hour Retry-After asked')
+  t.equal(kinde.usage('agr_1', 'searches'), '1')
+})
