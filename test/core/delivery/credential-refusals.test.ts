@@ -16,6 +16,7 @@ t.test('a token refused again after a delivery went through is logged again: sai
   t.equal(refusals(), 1, 'one error for the first outage, however many flushes it lasts')
   const refusal = entries.find(entry => entry.level === 'error')!
   t.match(refusal, { obj: { status: 403 }, msg: /Kinde refused the Management API token\. Authorize the M2M application/ }, 'the log says what Kinde answered and what to do')
+  t.match(refusal.obj.err, { status: 403, message: /^kinde-metering: meter usage send failed with HTTP 403: / }, 'its err names the call Kinde refused')
   kinde.setScopes(['create:meter_usage'])
   await backOffPassed()
   t.match(await core.flush(), { sent: 1 })
