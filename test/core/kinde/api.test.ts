@@ -3,7 +3,7 @@
  * taken: delivered, retried after the wait Kinde asked for, or kept.
  */
 import t from 'tap'
-import { coreOn, emulator } from '../../fixtures.js'
+import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
 import { coreOnStandIn, standIn } from './stand-in.js'
 
 t.test('a meter usage send is a JSON POST that declares its type and length and asks for JSON back', async t => {
@@ -46,4 +46,24 @@ t.test('RateLimit-Reset wins over Retry-After, also when it says 0: the retry go
   core.record({ agreementId: 'agr_1' }, 'searches', 1)
   t.match(await core.flush(), { sent: 1, pending: 0 }, 'not held for the hour Retry-After asked')
   t.equal(kinde.usage('agr_1', 'searches'), '1')
+})
+
+t.test('a look-up Kinde fails names itself in the warning: user, organization or agreements', async t => {
+  const cases = [
+    { endpoint: 'user', customer: { userId: 'kp_ada' }, what: 'user look-up' },
+    { endpoint: 'organization', customer: { orgCode: 'org_acme' }, what: 'organization look-up' },
+    { endpoint: 'agreements', customer: { customerId: 'cus_1' }, what: 'agreements look-up' }
+  ] as const
+  for (const { endpoint, customer, what } of cases) {
+    t.test(endpoint, async t => {
+      const kinde = await emulator(t, { users: [{ id: 'kp_ada', customerId: 'cus_1' }], organizations: [{ code: 'org_acme', customerId: 'cus_1' }] })
+      const { entries, logger } = memoryLogger()
+      const core = coreOn(t, kinde, { logger })
+      kinde.fault({ endpoint, kind: 'status', status: 500 })
+      core.record(customer, 'searches', 1)
+      t.match(await core.flush(), { sent: 0, pending: 1 })
+      const warning = entries.find(entry => entry.level === 'warn')
+      t.match(warning?.obj.err.message, new RegExp(`^kinde-metering: ${what} failed with HTTP 500: `))
+    })
+  }
 })
