@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
-import { coreOnStandIn, standIn } from './stand-in.js'
+import { coreOnStandIn, json, standIn } from './stand-in.js'
 
 t.test('a meter usage send is a JSON POST that declares its type and length and asks for JSON back', async t => {
   const kinde = await standIn(t, () => undefined)
@@ -66,4 +66,16 @@ t.test('a look-up Kinde fails names itself in the warning: user, organization or
       t.match(warning?.obj.err.message, new RegExp(`^kinde-metering: ${what} failed with HTTP 500: `))
     })
   }
+})
+
+t.test('an empty page of agreements that claims more ends the listing: the customer has none', async t => {
+  const kinde = await standIn(t, request => request.url.startsWith('/api/v1/billing/agreements')
+    ? { status: 200, headers: json, body: JSON.stringify({ agreements: [], has_more: true }) }
+    : undefined)
+  const drops: string[] = []
+  const core = coreOnStandIn(t, kinde.url, { onDrop: (_records, reason) => drops.push(reason) })
+  core.record({ customerId: 'cus_1' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 0, pending: 0, dropped: 1 })
+  t.same(drops, ['no_agreement'])
+  t.equal(kinde.received.filter(request => request.url.startsWith('/api/v1/billing/agreements')).length, 1, 'no page asked after the empty one')
 })
