@@ -29,8 +29,8 @@ export class AgreementResolver {
     const cacheOptions = {
       max: config.agreementCacheSize,
       ttl: config.agreementCacheTtl,
-      allowStaleOnFetchRejection: true,
-      noDeleteOnFetchRejection: true
+      // Also keeps the stale answer in the cache when its refresh fails, for the next look-up.
+      allowStaleOnFetchRejection: true
     }
     this.#customers = new LRUCache<string, Found>({
       ...cacheOptions,
