@@ -4,7 +4,8 @@
  */
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { coreOn, emulator } from '../../fixtures.js'
+import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
+import { coreOnStandIn, json, standIn } from './stand-in.js'
 
 t.test('a token is reused while it lasts and replaced a tenth of its lifetime before it expires', async t => {
   const kinde = await emulator(t, { tokenTtlSeconds: 1 })
@@ -25,4 +26,42 @@ t.test('a token is reused while it lasts and replaced a tenth of its lifetime be
   t.equal(kinde.calls.token, 2, 'replaced before it expired')
   t.same(kinde.records.filter(record => record.status !== 200), [], 'no send carried a token Kinde had to refuse')
   t.equal(kinde.usage('agr_1', 'searches'), '2')
+})
+
+t.test('a token answer of 200 without access_token is a refusal: nothing is sent with it, the usage stays pending', async t => {
+  const kinde = await standIn(t, request => request.url === '/oauth2/token' ? { status: 200, headers: json, body: '{"token_type":"Bearer"}' } : undefined)
+  const { entries, logger } = memoryLogger()
+  const core = coreOnStandIn(t, kinde.url, { logger })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 0, pending: 1, error: { kind: 'credentials', message: /refused with HTTP 200 \(no access_token in the answer\)/ } })
+  t.same(kinde.received.map(request => request.url), ['/oauth2/token'], 'no meter usage went out')
+  t.match(entries.find(entry => entry.level === 'error')?.msg, /no Management API token/)
+})
+
+t.test('a refusal that gives only an OAuth error code is quoted as it came', async t => {
+  const kinde = await standIn(t, request => request.url === '/oauth2/token' ? { status: 401, headers: json, body: '{"error":"invalid_client"}' } : undefined)
+  const core = coreOnStandIn(t, kinde.url)
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  const outcome = await core.flush()
+  t.match(outcome, { sent: 0, pending: 1 })
+  t.match(outcome.error?.message, /^kinde-metering: token request was refused with HTTP 401 \(invalid_client\); check clientId, clientSecret/)
+})
+
+t.test('a token endpoint that cannot be reached is named with what the connection said', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde, { shutdownTimeout: 20 })
+  kinde.fault({ endpoint: 'token', kind: 'reset', times: Infinity })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  const outcome = await core.flush()
+  t.match(outcome, { sent: 0, pending: 1, error: { kind: 'not_applied' } })
+  t.match(outcome.error?.message, `token request to ${kinde.url}/oauth2/token failed: socket hang up`)
+})
+
+t.test('an accessToken function giving no token is named, with what it gave', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde, { clientId: undefined, clientSecret: undefined, accessToken: () => undefined as unknown as string, shutdownTimeout: 20 })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  const outcome = await core.flush()
+  t.match(outcome, { sent: 0, pending: 1, error: { kind: 'credentials', message: 'option "accessToken": the function must give a non-empty string, gave undefined' } })
+  t.equal(kinde.calls.meter_usage, 0)
 })
