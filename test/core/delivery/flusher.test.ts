@@ -51,3 +51,60 @@ t.test('a flush that sent or dropped logs one info line saying what; a flush tha
   t.match(infos()[1], { obj: { records: 0, units: '0', dropped: 1, pending: 0 } }, 'a flush that only dropped says so')
   t.same(infos().map(entry => entry.msg), ['kinde-metering: flush sent 2 record(s)', 'kinde-metering: flush sent 0 record(s), dropped 1'])
 })
+
+t.test('a close that meets a short outage backs off briefly and delivers once Kinde is back', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde, { shutdownTimeout: 5_000 })
+  // Every attempt of the close's first flush fails; the next flush finds Kinde back.
+  kinde.fault({ kind: 'status', status: 503, times: 4 })
+  core.record({ agreementId: 'agr_1' }, 'searches', 2)
+  t.same(await core.close(), { sent: 1, dropped: 0, droppedByReason: { rejected: 0, ambiguous: 0, no_agreement: 0, overflow: 0, shutdown: 0 } })
+  t.equal(kinde.usage('agr_1', 'searches'), '2')
+})
+
+t.test('between flushes of a close that deliver nothing, the close backs off: an outage sees a few sends, not a stream', async t => {
+  const kinde = await emulator(t)
+  // One attempt per flush, and 100 ms between flushes: about four flushes fit in 350 ms.
+  const core = coreOn(t, kinde, { shutdownTimeout: 350, retry: { attempts: 1, baseDelay: 100, maxDelay: 100 } })
+  kinde.fault({ kind: 'status', status: 503, times: Infinity })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  t.match(await core.close(), { sent: 0, droppedByReason: { shutdown: 1 } })
+  t.ok(kinde.calls.meter_usage <= 5, `${kinde.calls.meter_usage} sends during the close`)
+})
+
+t.test('the back-off between flushes of a close is cut to the time left: the close ends at shutdownTimeout', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde, { shutdownTimeout: 200, retry: { attempts: 1, baseDelay: 3_000, maxDelay: 3_000 } })
+  kinde.fault({ kind: 'status', status: 503, times: Infinity })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  const started = Date.now()
+  t.match(await core.close(), { sent: 0, droppedByReason: { shutdown: 1 } })
+  const took = Date.now() - started
+  t.ok(took < 1_500, `closed after ${took} ms, not after the 3 s back-off`)
+})
+
+t.test('at maxPendingPairs an early flush starts each time the room fills, not only the first time', async t => {
+  const kinde = await emulator(t, { customers: 4 })
+  const { logger, flushed } = flushWatch()
+  const core = coreOn(t, kinde, { maxPendingPairs: 2, logger })
+  for (const pair of [[1, 2], [3, 4]]) {
+    const early = flushed()
+    for (const i of pair) core.record({ agreementId: `agr_${i}` }, 'searches', 1)
+    t.match(await early, { sent: 2 }, `the room filled by agr_${pair[0]} and agr_${pair[1]} was freed`)
+  }
+  t.equal(core.stats().dropped.overflow.records, 0)
+  t.equal(kinde.usage('agr_4', 'searches'), '1')
+})
+
+t.test('a flush reports when it started and how long it took, within the time measured around it', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  kinde.fault({ kind: 'delay', delayMs: 30 })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  const before = Date.now()
+  const outcome = await core.flush()
+  const after = Date.now()
+  t.ok(outcome.startedAt >= before && outcome.startedAt <= after, 'started within the call')
+  t.ok(outcome.durationMs >= 30 && outcome.durationMs <= after - before, `${outcome.durationMs} ms: at least Kinde's 30 ms, at most the call's ${after - before} ms`)
+  t.same(core.stats().lastFlush, outcome)
+})
