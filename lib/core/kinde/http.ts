@@ -159,10 +159,11 @@ function lowerCaseHeaders (raw: string[]): Record<string, string> {
 }
 
 function parseBody (text: string, contentType: string | undefined): unknown {
-  if (text === '' || contentType?.includes('json') !== true) return text
+  if (contentType?.includes('json') !== true) return text
   try {
     return JSON.parse(text)
   } catch {
+    // Also an empty body: what Kinde sent is kept as it came.
     return text
   }
 }

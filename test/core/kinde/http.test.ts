@@ -8,7 +8,9 @@ import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { KindeEmulator } from '../../../lib/testing.js'
 import { getToken } from '../../helpers/emulator.js'
+import type { DroppedRecord } from '../../../lib/index.js'
 import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
+import { coreOnStandIn, standIn } from './stand-in.js'
 
 /** A TCP relay on IPv6 loopback to the emulator (which listens on 127.0.0.1 only): its port, and the connections it was asked for. */
 async function ipv6Relay (t: Test, kinde: KindeEmulator): Promise<{ port: number, connections: () => number }> {
@@ -53,4 +55,22 @@ t.test('a request that found no server is logged with Node\'s own error as its c
   const warning = entries.find(entry => entry.level === 'warn' && /did not apply/.test(entry.msg ?? ''))
   t.match(warning?.obj.err, { errorCode: 'ECONNREFUSED', written: false, cause: { code: 'ECONNREFUSED', syscall: 'connect' } },
     'the cause keeps what Node said: the code and the system call that failed')
+})
+
+t.test('an answer is parsed as JSON only when it says it is JSON: other bodies are kept as the text sent', async t => {
+  const answers = [
+    { label: 'text that happens to parse', answer: { status: 400, headers: { 'content-type': 'text/plain' }, body: '{"errors":[]}' } },
+    { label: 'no content type at all', answer: { status: 400, body: 'bad record' } },
+    { label: 'JSON with an empty body', answer: { status: 400, headers: { 'content-type': 'application/json' }, body: '' } }
+  ]
+  for (const { label, answer } of answers) {
+    t.test(label, async t => {
+      const kinde = await standIn(t, request => request.url === '/oauth2/token' ? undefined : answer)
+      const drops: DroppedRecord[] = []
+      const core = coreOnStandIn(t, kinde.url, { onDrop: records => { drops.push(...records) } })
+      core.record({ agreementId: 'agr_1' }, 'searches', 1)
+      t.match(await core.flush(), { sent: 0, dropped: 1 })
+      t.same(drops.map(record => record.error?.body), [answer.body], 'Kinde\'s body, as text')
+    })
+  }
 })
