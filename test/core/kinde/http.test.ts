@@ -4,6 +4,7 @@
  */
 import t from 'tap'
 import type { Test } from 'tap'
+import { createServer as createHttpServer } from 'node:http'
 import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { KindeEmulator } from '../../../lib/testing.js'
@@ -73,4 +74,24 @@ t.test('an answer is parsed as JSON only when it says it is JSON: other bodies a
       t.same(drops.map(record => record.error?.body), [answer.body], 'Kinde\'s body, as text')
     })
   }
+})
+
+t.test('an answer cut off in its body is an ambiguous failure like a reset: the send is retried, nothing crashes', async t => {
+  let sends = 0
+  const server = createHttpServer((request, response) => {
+    request.resume().on('end', () => {
+      if (request.url === '/oauth2/token') return response.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token":"t","expires_in":3600}')
+      if (++sends > 1) return response.writeHead(200, { 'content-type': 'application/json' }).end('{"code":"OK"}')
+      // Headers and half a body, then the connection goes.
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': '64' })
+      response.write('{"message":"Succ', () => response.socket?.destroy())
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise(resolve => { server.closeAllConnections(); server.close(resolve) }))
+  const core = coreOnStandIn(t, `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 1, pending: 0 })
+  t.equal(core.stats().failures.ambiguous, 1, 'the cut-off answer may have been applied: counted as ambiguous')
+  t.equal(sends, 2)
 })
