@@ -66,18 +66,24 @@ export class AgreementResolver {
       customerId = answerOf(await this.#customers.fetch(`${kind === RefKind.User ? 'u' : 'o'}:${id}`, { status }), status)
       if (customerId === null) return null
     }
-    const status: FetchStatus = {}
+    const status: FetchStatus<string> = {}
     return answerOf(await this.#agreements.fetch(`${customerId}\n${feature}`, { context: feature, status }), status)
   }
 }
 
-type FetchStatus = LRUCache.Status<string, Found>
+/**
+ * What lru-cache tells of one fetch, typed with the context type of the cache it is given to.
+ * With context `unknown` for the agreements' `string`, type checking passes or fails by the order
+ * TypeScript checks files in (`tsc lib/core/kinde/resolver.ts` fails), and Stryker's checker
+ * failed it: every mutant of this file and of token.ts was discarded as a compile error.
+ */
+type FetchStatus<Context = unknown> = LRUCache.Status<string, Found, Context>
 
 /**
  * The id of a cached or fresh answer. With nothing cached to serve when the look-up fails,
  * lru-cache resolves `undefined`: the look-up's error is thrown instead, so the usage stays pending.
  */
-function answerOf (found: Found | undefined, status: FetchStatus): string | null {
+function answerOf (found: Found | undefined, status: { fetchError?: Error }): string | null {
   // Callers that joined a look-up another started see its failure only as `undefined`.
   if (found === undefined) throw status.fetchError ?? new Error('kinde-metering: a concurrent look-up of the same customer failed')
   return found.id
