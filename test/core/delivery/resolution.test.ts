@@ -155,6 +155,7 @@ t.test('no agreement: reported once per reference and feature per TTL, never ret
   t.equal(core.stats().pending.pairs, 0, 'not retried')
   t.equal(entries.filter(entry => entry.level === 'warn' && /no active Kinde agreement/.test(entry.msg ?? '')).length, 1, 'warned once per TTL')
   t.equal(kinde.calls.user, 3, 'the answer "none" is cached too')
+  t.equal(kinde.calls.agreements, 3, 'agreements are looked up only for the customers found, once each')
 })
 
 t.test('a later agreement bills new usage once the TTL has passed', async t => {
