@@ -65,3 +65,18 @@ t.test('an accessToken function giving no token is named, with what it gave', as
   t.match(outcome, { sent: 0, pending: 1, error: { kind: 'credentials', message: 'option "accessToken": the function must give a non-empty string, gave undefined' } })
   t.equal(kinde.calls.meter_usage, 0)
 })
+
+t.test('a send refused with a token already replaced retries with the new one: Kinde is asked for one token, not two', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde, { concurrency: 2 })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  await core.flush()
+  kinde.expireTokens()
+  // The first send's 401 comes back only after the second's refresh has fetched the new token.
+  kinde.fault({ kind: 'delay', delayMs: 200 })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  core.record({ agreementId: 'agr_2' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 2 })
+  t.equal(kinde.calls.token, 2, 'the first token, and one refresh')
+  t.equal(kinde.records.filter(record => record.status === 401).length, 2, 'both sends met the expired token once')
+})
