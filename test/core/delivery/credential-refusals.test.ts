@@ -44,3 +44,17 @@ t.test('the back-off after refused tokens grows no longer than retry.maxDelay: f
   t.match(await core.flush(), { sent: 1 }, 'delivered at the first flush after the fix')
   t.equal(kinde.usage('agr_1', 'searches'), '1')
 })
+
+t.test('the back-off after refused tokens doubles at each refusal, from retry.baseDelay', async t => {
+  const kinde = await emulator(t, { scopes: ['read:users'] })
+  const core = coreOn(t, kinde, { retry: { baseDelay: 300, maxDelay: 10_000 } })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 0, pending: 1 }, 'refused: sends wait 300 ms')
+  await new Promise(resolve => setTimeout(resolve, 400))
+  t.match(await core.flush(), { sent: 0, pending: 1 }, 'tried again after 400 ms, refused again: sends now wait 600 ms')
+  const triedTwice = kinde.calls.meter_usage
+  await new Promise(resolve => setTimeout(resolve, 400))
+  t.match(await core.flush(), { sent: 0, pending: 1, error: { kind: 'unauthorized' } })
+  t.equal(kinde.calls.meter_usage, triedTwice, '400 ms later the doubled back-off still holds the send')
+  t.equal(core.stats().failures.unauthorized, 2)
+})

@@ -44,12 +44,14 @@ t.test('a flush that sent or dropped logs one info line saying what; a flush tha
   t.same(infos(), [], 'nothing pending: nothing said')
   core.record({ agreementId: 'agr_1' }, 'searches', 1.25)
   core.record({ agreementId: 'agr_2' }, 'searches', 2)
+  core.set({ agreementId: 'agr_1' }, 'seats', 10)
   await core.flush()
-  t.match(infos(), [{ obj: { records: 2, units: '3.25', dropped: 0, pending: 0, durationMs: Number } }])
+  const figures = (entry: { obj: any }): unknown => ({ ...entry.obj, durationMs: typeof entry.obj.durationMs })
+  t.same(infos().map(figures), [{ records: 3, units: '3.25', dropped: 0, pending: 0, durationMs: 'number' }], 'units are the deltas: a level set is no amount')
   core.record({ agreementId: 'agr_unknown' }, 'searches', 1)
   await core.flush()
-  t.match(infos()[1], { obj: { records: 0, units: '0', dropped: 1, pending: 0 } }, 'a flush that only dropped says so')
-  t.same(infos().map(entry => entry.msg), ['kinde-metering: flush sent 2 record(s)', 'kinde-metering: flush sent 0 record(s), dropped 1'])
+  t.same(figures(infos()[1]), { records: 0, units: '0', dropped: 1, pending: 0, durationMs: 'number' }, 'a flush that only dropped says so')
+  t.same(infos().map(entry => entry.msg), ['kinde-metering: flush sent 3 record(s)', 'kinde-metering: flush sent 0 record(s), dropped 1'])
 })
 
 t.test('a close that meets a short outage backs off briefly and delivers once Kinde is back', async t => {
