@@ -5,7 +5,8 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { createServer as createHttpServer } from 'node:http'
-import { connect, createServer } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
+import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import type { KindeEmulator } from '../../../lib/testing.js'
 import { getToken } from '../../helpers/emulator.js'
@@ -14,11 +15,13 @@ import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
 import { coreOnStandIn, standIn } from './stand-in.js'
 
 /** A TCP relay on IPv6 loopback to the emulator (which listens on 127.0.0.1 only): its port, and the connections it was asked for. */
-async function ipv6Relay (t: Test, kinde: KindeEmulator): Promise<{ port: number, connections: () => number }> {
+async function ipv6Relay (t: Test, kinde: KindeEmulator): Promise<{ port: number, connections: () => number, sockets: Socket[] }> {
   const target = new URL(kinde.url)
   let connections = 0
+  const sockets: Socket[] = []
   const relay = createServer(socket => {
     connections++
+    sockets.push(socket)
     const upstream = connect(Number(target.port), target.hostname)
     socket.pipe(upstream).pipe(socket)
     socket.on('error', () => upstream.destroy())
@@ -26,7 +29,7 @@ async function ipv6Relay (t: Test, kinde: KindeEmulator): Promise<{ port: number
   })
   await new Promise<void>(resolve => relay.listen(0, '::1', resolve))
   t.teardown(() => new Promise(resolve => relay.close(resolve)))
-  return { port: (relay.address() as AddressInfo).port, connections: () => connections }
+  return { port: (relay.address() as AddressInfo).port, connections: () => connections, sockets }
 }
 
 t.test('a domain given as an IPv6 address in brackets is reached', async t => {
@@ -45,6 +48,23 @@ t.test('connections to Kinde are kept open and reused: a flush of 40 records ope
   for (let i = 1; i <= 40; i++) core.record({ agreementId: `agr_${i}` }, 'searches', 1)
   t.match(await core.flush(), { sent: 40 })
   t.ok(relay.connections() <= 2, `40 sends over ${relay.connections()} connection(s)`)
+})
+
+t.test('close() closes the connections kept open to Kinde at once, not when they would have idled out', async t => {
+  const kinde = await emulator(t, { customers: 3 })
+  const relay = await ipv6Relay(t, kinde)
+  const core = coreOn(t, kinde, { domain: `http://[::1]:${relay.port}`, accessToken: await getToken(kinde) })
+  for (let i = 1; i <= 3; i++) core.record({ agreementId: `agr_${i}` }, 'searches', 1)
+  t.match(await core.flush(), { sent: 3 })
+  const open = relay.sockets.filter(socket => !socket.destroyed)
+  t.ok(open.length > 0, 'connections stay open between flushes')
+  const closed = Promise.all(open.map(async socket => await once(socket, 'close')))
+  await core.close()
+  // An idle connection would otherwise stay open 4 s.
+  let timer: NodeJS.Timeout | undefined
+  const idledOut = new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('still open 2 s after close()')), 2_000) })
+  await Promise.race([closed, idledOut]).finally(() => clearTimeout(timer))
+  t.equal(relay.sockets.filter(socket => !socket.destroyed).length, 0, 'every connection closed with the core')
 })
 
 t.test('a request that found no server is logged with Node\'s own error as its cause', async t => {
