@@ -79,3 +79,13 @@ t.test('an empty page of agreements that claims more ends the listing: the custo
   t.same(drops, ['no_agreement'])
   t.equal(kinde.received.filter(request => request.url.startsWith('/api/v1/billing/agreements')).length, 1, 'no page asked after the empty one')
 })
+
+t.test('a look-up answered 404 names no such user, as 400 does: the usage is reported without an agreement, not kept', async t => {
+  const kinde = await emulator(t)
+  const drops: string[] = []
+  const core = coreOn(t, kinde, { onDrop: (_records, reason) => drops.push(reason) })
+  kinde.fault({ endpoint: 'user', kind: 'status', status: 404 })
+  core.record({ userId: 'kp_gone' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 0, pending: 0, dropped: 1 })
+  t.same(drops, ['no_agreement'])
+})
