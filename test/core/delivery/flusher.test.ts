@@ -110,3 +110,17 @@ t.test('a flush reports when it started and how long it took, within the time me
   t.ok(outcome.durationMs >= 30 && outcome.durationMs <= after - before, `${outcome.durationMs} ms: at least Kinde's 30 ms, at most the call's ${after - before} ms`)
   t.same(core.stats().lastFlush, outcome)
 })
+
+t.test('a close pauses only after flushes that delivered nothing: after one that delivered, the next starts at once', async t => {
+  const kinde = await emulator(t, { customers: 2 })
+  // One attempt per flush; a pause of the close would last a second or more.
+  const core = coreOn(t, kinde, { concurrency: 1, shutdownTimeout: 5_000, retry: { attempts: 1, baseDelay: 2_000, maxDelay: 2_000 } })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  core.record({ agreementId: 'agr_2' }, 'searches', 1)
+  // The close's first flush delivers one record and fails the other; the second flush delivers it.
+  kinde.fault({ kind: 'status', status: 503 })
+  const started = Date.now()
+  t.match(await core.close(), { sent: 2, dropped: 0 })
+  const took = Date.now() - started
+  t.ok(took < 500, `closed in ${took} ms, without a pause`)
+})
