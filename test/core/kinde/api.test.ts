@@ -89,3 +89,36 @@ t.test('a look-up answered 404 names no such user, as 400 does: the usage is rep
   t.match(await core.flush(), { sent: 0, pending: 0, dropped: 1 })
   t.same(drops, ['no_agreement'])
 })
+
+t.test('agreements are listed for the feature billed only: one page, however many agreements of other features', async t => {
+  const kinde = await emulator(t, { customers: 0 })
+  for (let i = 0; i < 120; i++) kinde.addAgreement({ id: `agr_other_${i}`, customerId: 'cus_big', features: ['renders'] })
+  kinde.addAgreement({ id: 'agr_searches', customerId: 'cus_big', features: ['searches'] })
+  const core = coreOn(t, kinde)
+  core.record({ customerId: 'cus_big' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 1 })
+  t.equal(kinde.usage('agr_searches', 'searches'), '1')
+  t.equal(kinde.calls.agreements, 1, 'one page of agreements with the feature')
+})
+
+t.test('a look-up that cannot reach Kinde is a network error naming the look-up', async t => {
+  const kinde = await emulator(t, { organizations: [{ code: 'org_acme', customerId: 'cus_1' }] })
+  const { entries, logger } = memoryLogger()
+  const core = coreOn(t, kinde, { logger })
+  kinde.fault({ endpoint: 'organization', kind: 'reset' })
+  core.record({ orgCode: 'org_acme' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 0, pending: 1 })
+  const warning = entries.find(entry => entry.level === 'warn')
+  t.equal(warning?.obj.err.code, 'KINDE_METERING_NETWORK_ERROR')
+  t.match(warning?.obj.err.message, /^kinde-metering: organization look-up failed: /)
+})
+
+t.test('a meter usage send answered 404 (no Management API at that domain) was not applied: it is retried, not dropped', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  kinde.fault({ kind: 'status', status: 404 })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 1, dropped: 0 })
+  t.equal(core.stats().failures.notApplied, 1)
+  t.equal(kinde.usage('agr_1', 'searches'), '1')
+})
