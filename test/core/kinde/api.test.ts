@@ -122,3 +122,13 @@ t.test('a meter usage send answered 404 (no Management API at that domain) was n
   t.equal(core.stats().failures.notApplied, 1)
   t.equal(kinde.usage('agr_1', 'searches'), '1')
 })
+
+t.test('a user whose billing customer id is empty has none: no agreements are looked up for it', async t => {
+  const kinde = await emulator(t, { users: [{ id: 'kp_blank', customerId: '' }] })
+  const drops: string[] = []
+  const core = coreOn(t, kinde, { onDrop: (_records, reason) => drops.push(reason) })
+  core.record({ userId: 'kp_blank' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 0, pending: 0, dropped: 1 })
+  t.same(drops, ['no_agreement'])
+  t.equal(kinde.calls.agreements, 0)
+})
