@@ -85,6 +85,7 @@ type FetchStatus<Context = unknown> = LRUCache.Status<string, Found, Context>
  */
 function answerOf (found: Found | undefined, status: { fetchError?: Error }): string | null {
   // Callers that joined a look-up another started see its failure only as `undefined`.
+  // Stryker disable next-line StringLiteral: a joiner resumes after the look-up's starter, whose error is the one logged and reported
   if (found === undefined) throw status.fetchError ?? new Error('kinde-metering: a concurrent look-up of the same customer failed')
   return found.id
 }
