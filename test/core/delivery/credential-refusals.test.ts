@@ -47,7 +47,7 @@ t.test('the back-off after refused tokens grows no longer than retry.maxDelay: f
 
 t.test('the back-off after refused tokens doubles at each refusal, from retry.baseDelay', async t => {
   const kinde = await emulator(t, { scopes: ['read:users'] })
-  const core = coreOn(t, kinde, { retry: { baseDelay: 300, maxDelay: 10_000 } })
+  const core = coreOn(t, kinde, { shutdownTimeout: 20, retry: { baseDelay: 300, maxDelay: 10_000 } })
   core.record({ agreementId: 'agr_1' }, 'searches', 1)
   t.match(await core.flush(), { sent: 0, pending: 1 }, 'refused: sends wait 300 ms')
   await new Promise(resolve => setTimeout(resolve, 400))
