@@ -124,3 +124,15 @@ t.test('a close pauses only after flushes that delivered nothing: after one that
   const took = Date.now() - started
   t.ok(took < 500, `closed in ${took} ms, without a pause`)
 })
+
+t.test('a core with neither a journal nor a shared store arms no sync timer: Node warns of no timer overflow', async t => {
+  const kinde = await emulator(t)
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => { warnings.push(warning) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  coreOn(t, kinde)
+  // Node emits its warnings on the next tick.
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(warnings.filter(warning => warning.name === 'TimeoutOverflowWarning').map(warning => warning.message), [])
+})
