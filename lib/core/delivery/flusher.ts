@@ -240,7 +240,8 @@ export class Flusher {
 
   async #timedFlush (): Promise<void> {
     await this.flush()
-    if (!this.#closed) this.#timer.refresh()
+    // After close() cleared the timer, refresh() leaves it cleared.
+    this.#timer.refresh()
   }
 
   /**
