@@ -286,8 +286,7 @@ export class Flusher {
 
   /** Reports usage refused for want of room since the last flush: once per flush, never silently. */
   #reportOverflow (): void {
-    const itemized = this.#parts.overflow.drain()
-    if (itemized.entries.length === 0) return
-    this.#parts.drops.report(itemized.entries.map(entry => ({ entry })), 'overflow')
+    // Reporting nothing says nothing: the reporter skips an empty list.
+    this.#parts.drops.report(this.#parts.overflow.drain().entries.map(entry => ({ entry })), 'overflow')
   }
 }
