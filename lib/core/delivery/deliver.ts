@@ -160,11 +160,12 @@ export class Delivery {
       item.sources.push(entry)
       if (absolute) {
         // Two references (a user and its customer) resolved to one agreement: the latest value is the level.
+        // Stryker disable next-line BooleanLiteral: only two values set in one millisecond by one instance differ, and neither is later
         if (isNewer(entry, item, false)) Object.assign(item, { micros: entry.micros, at: entry.at, origin: entry.origin })
         return
       }
       item.micros = addMicros(item.micros, entry.micros)
-      if (entry.at > item.at) item.at = entry.at
+      item.at = Math.max(item.at, entry.at)
     }
     const lookUps: E[] = []
     for (const entry of entries) {
