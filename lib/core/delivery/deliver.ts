@@ -199,6 +199,7 @@ export class Delivery {
       meter_type_code: item.absolute ? 'absolute' : 'delta'
     }
     for (let attempt = 1; ; attempt++) {
+      // Stryker disable next-line EqualityOperator: at the very millisecond the back-off ends, sending or waiting is either right
       if (Date.now() < this.#authBlockedUntil || !await this.#gate.acquire(run.deadline())) break
       if (attempt === 1) await run.onSending?.(item.sources)
       this.#counters.inFlight++
