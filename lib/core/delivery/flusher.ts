@@ -240,7 +240,8 @@ export class Flusher {
 
   async #timedFlush (): Promise<void> {
     await this.flush()
-    if (!this.#closed) this.#timer.refresh()
+    // After close() cleared the timer, refresh() leaves it cleared.
+    this.#timer.refresh()
   }
 
   /**
@@ -285,8 +286,7 @@ export class Flusher {
 
   /** Reports usage refused for want of room since the last flush: once per flush, never silently. */
   #reportOverflow (): void {
-    const itemized = this.#parts.overflow.drain()
-    if (itemized.entries.length === 0) return
-    this.#parts.drops.report(itemized.entries.map(entry => ({ entry })), 'overflow')
+    // Reporting nothing says nothing: the reporter skips an empty list.
+    this.#parts.drops.report(this.#parts.overflow.drain().entries.map(entry => ({ entry })), 'overflow')
   }
 }

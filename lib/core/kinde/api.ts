@@ -173,8 +173,9 @@ function classifyFailure (error: unknown): SendOutcome {
 
 /** Milliseconds Kinde asked us to wait: `RateLimit-Reset` (seconds), else `Retry-After` (seconds or a date). */
 function waitFrom (headers: Record<string, string>): number | undefined {
+  // An absent header reads as NaN, which is not finite.
   const reset = Number(headers['ratelimit-reset'])
-  if (headers['ratelimit-reset'] !== undefined && Number.isFinite(reset) && reset >= 0) return reset * 1000
+  if (Number.isFinite(reset) && reset >= 0) return reset * 1000
   const retryAfter = headers['retry-after']
   if (retryAfter === undefined) return undefined
   const seconds = Number(retryAfter)

@@ -449,7 +449,7 @@ t.test('an accessToken function that throws or rejects is a token failure: usage
   const core = coreOn(t, kinde, { clientId: undefined, clientSecret: undefined, accessToken: () => source(), logger, retry: { baseDelay: 1, maxDelay: 1 } })
   const backOffPassed = async (): Promise<void> => await new Promise(resolve => setTimeout(resolve, 5))
   core.record({ agreementId: 'agr_1' }, 'searches', 2)
-  t.match(await core.flush(), { sent: 0, pending: 1 }, 'a throwing function')
+  t.match(await core.flush(), { sent: 0, pending: 1, error: { kind: 'credentials', message: /option "accessToken": the function failed: Error: vault down/ } }, 'a throwing function: the outcome blames the credentials')
   source = async () => { throw new Error('vault still down') }
   await backOffPassed()
   t.match(await core.flush(), { sent: 0, pending: 1 }, 'a rejecting function')

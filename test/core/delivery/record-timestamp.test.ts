@@ -31,3 +31,31 @@ t.test('usage of one agreement reached through two references goes as one record
     })
   }
 })
+
+t.test('levels of one agreement set through two references: the later one is sent, whichever reference resolves first', async t => {
+  // The agreement's own reference is bound at once; the user's after its look-up.
+  for (const later of ['agreement', 'user'] as const) {
+    t.test(`the ${later} set it later`, async t => {
+      const kinde = await emulator(t, { users: [{ id: 'kp_ada', customerId: 'cus_1' }] })
+      const core = coreOn(t, kinde)
+      const base = Date.now() - 10_000
+      const [first, second] = later === 'agreement' ? [{ userId: 'kp_ada' }, { agreementId: 'agr_1' }] : [{ agreementId: 'agr_1' }, { userId: 'kp_ada' }]
+      setAt(base, () => core.set(first, 'seats', 4))
+      setAt(base + 1_000, () => core.set(second, 'seats', 7))
+      t.equal((await core.flush()).sent, 1)
+      t.same(kinde.records.map(record => [record.meter_value, record.meter_usage_timestamp]), [['7', new Date(base + 1_000).toISOString()]])
+      t.equal(kinde.usage('agr_1', 'seats'), '7')
+    })
+  }
+})
+
+/** Runs `set` with the clock read as `at`: a value set at a chosen time. */
+function setAt (at: number, set: () => void): void {
+  const now = Date.now
+  Date.now = () => at
+  try {
+    set()
+  } finally {
+    Date.now = now
+  }
+}

@@ -107,6 +107,7 @@ t.test('look-up failures leave the usage pending; nothing is lost', async t => {
   const first = await core.flush()
   t.equal(first.sent, 1, 'other records are not held up')
   t.equal(first.pending, 3)
+  t.match(first.error, { kind: 'lookup', message: /^kinde-metering: (user|organization) look-up failed/ }, 'the outcome says a look-up held the usage back')
   t.equal(core.stats().pending.units, '6')
   t.equal(kinde.calls.user, 1, 'the two features shared one look-up')
   t.ok(entries.some(entry => entry.level === 'warn' && /look-up failed/.test(entry.msg ?? '')))
@@ -154,6 +155,7 @@ t.test('no agreement: reported once per reference and feature per TTL, never ret
   t.equal(core.stats().pending.pairs, 0, 'not retried')
   t.equal(entries.filter(entry => entry.level === 'warn' && /no active Kinde agreement/.test(entry.msg ?? '')).length, 1, 'warned once per TTL')
   t.equal(kinde.calls.user, 3, 'the answer "none" is cached too')
+  t.equal(kinde.calls.agreements, 3, 'agreements are looked up only for the customers found, once each')
 })
 
 t.test('a later agreement bills new usage once the TTL has passed', async t => {
