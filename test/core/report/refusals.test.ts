@@ -1,0 +1,20 @@
+/**
+ * Usage refused on the request path, as an operator sees it: every refusal is counted in
+ * `stats().refused`, and logged once per kind, origin and feature, up to a bound, so a flood of
+ * distinct bad input cannot grow memory or the log without end.
+ */
+import t from 'tap'
+import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
+
+t.test('past 1000 distinct refusals, more are counted but no longer logged', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const core = coreOn(t, kinde, { logger })
+  const answers = new Set<boolean>()
+  for (let i = 0; i < 1001; i++) answers.add(core.record({ agreementId: 'agr_1' }, `feature_${i}`, -1, 'GET /flood'))
+  t.same([...answers], [false], 'every one refused')
+  t.equal(core.stats().refused.invalidValue, 1001, 'every refusal counted')
+  const warned = entries.filter(entry => entry.level === 'warn')
+  t.equal(warned.length, 1000, 'logged up to the bound, then only counted')
+  t.same(warned.at(-1)!.obj, { origin: 'GET /flood', feature: 'feature_999' })
+})
