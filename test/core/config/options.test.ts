@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { InvalidOptionError } from '../../../lib/core/report/errors.js'
 import { resolveConfig } from '../../../lib/core/config/options.js'
@@ -75,6 +76,14 @@ t.test('redisStore() refuses an unknown option key, naming it and the closest kn
   t.type(error, InvalidOptionError)
   t.equal((error as InvalidOptionError).option, 'leaseTTL')
   t.match((error as Error).message, /did you mean "leaseTtl"/)
+})
+
+t.test('redisStore() refuses a lease that is not a whole number of milliseconds, naming the option and its unit', async t => {
+  // A client that never connects: the options are refused before the store touches it.
+  const client = new Redis({ lazyConnect: true })
+  t.teardown(() => { client.disconnect() })
+  t.throws(() => redisStore({ client, leaseTtl: 1500.5 }), new InvalidOptionError('leaseTtl', 'must be a whole number of milliseconds, got 1500.5'))
+  t.throws(() => redisStore({ client, leaseTtl: 0 }), new InvalidOptionError('leaseTtl', 'must be a positive number of milliseconds, got 0'))
 })
 
 t.test('an option renamed since an earlier version is refused, naming its new name', async t => {
