@@ -18,3 +18,15 @@ t.test('past 1000 distinct refusals, more are counted but no longer logged', asy
   t.equal(warned.length, 1000, 'logged up to the bound, then only counted')
   t.same(warned.at(-1)!.obj, { origin: 'GET /flood', feature: 'feature_999' })
 })
+
+t.test('on the default logger, a refusal names the request only when there is one', async t => {
+  const kinde = await emulator(t)
+  const warnings = t.capture(console, 'warn')
+  const core = coreOn(t, kinde, { logger: undefined })
+  core.record({ agreementId: 'agr_1' }, 'searches', -1, 'GET /a')
+  core.record({ agreementId: 'agr_1' }, 'renders', -1, 'GET /b', 'req-7')
+  t.same(warnings().map(({ args }) => args[1]), [
+    "{ origin: 'GET /a', feature: 'searches' }",
+    "{ origin: 'GET /b', feature: 'renders', reqId: 'req-7' }"
+  ], 'no empty reqId field on the line of a refusal outside a request')
+})
