@@ -30,3 +30,21 @@ t.test('on the default logger, a refusal names the request only when there is on
     "{ origin: 'GET /b', feature: 'renders', reqId: 'req-7' }"
   ], 'no empty reqId field on the line of a refusal outside a request')
 })
+
+t.test('a refusal says what was wrong and quotes what was received, but for a mixed kind, where nothing received is wrong', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const core = coreOn(t, kinde, { logger })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1, 'GET /a')
+  core.record({ agreementId: 'agr_1' }, 'searches', -2, 'GET /a')
+  core.record({ agreementId: 'agr_1' }, '', 1, 'GET /a')
+  core.record({ agreementId: 'agr_1', userId: 'kp_1' } as any, 'searches', 1, 'GET /a')
+  core.set({ agreementId: 'agr_1' }, 'searches', 1, 'GET /a')
+  t.same(entries.filter(entry => entry.level === 'warn').map(entry => entry.msg), [
+    'kinde-metering: usage not recorded: meter value must be a finite number >= 0, got -2 (number)',
+    'kinde-metering: usage not recorded: feature must be a Kinde billing feature code, a string of 1 to 256 characters, got "" (string)',
+    'kinde-metering: usage not recorded: customer must name exactly one of agreementId, customerId, userId or orgCode, as a string of 1 to 256 characters, got an object with agreementId, userId',
+    'kinde-metering: usage not recorded: a feature is metered either with record() (delta) or with set() (absolute) in one process, and this one already was the other way'
+  ])
+  t.same(core.stats().refused, { invalidValue: 1, invalidFeature: 1, invalidCustomer: 1, customerError: 0, countStatusError: 0, afterClose: 0, mixedKinds: 1 })
+})
