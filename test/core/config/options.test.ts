@@ -92,6 +92,9 @@ t.test('an option renamed since an earlier version is refused, naming its new na
   t.equal((error as InvalidOptionError).option, 'maxPendingKeys')
   t.equal((error as Error).message, 'kinde-metering: option "maxPendingKeys" was renamed to "maxPendingPairs"')
   t.equal(resolveConfig({ domain: 'acme.kinde.com', ...credentials, maxPendingPairs: 1_000 }).maxPendingPairs, 1_000)
+  // Renamed at the top level only: under retry it never existed, so no new name is offered there.
+  t.throws(() => resolveConfig({ domain: 'acme.kinde.com', ...credentials, retry: { maxPendingKeys: 1_000 } } as any),
+    { option: 'retry.maxPendingKeys', message: /is not an option of kinde-metering; known options: attempts, baseDelay, maxDelay$/ })
 })
 
 t.test('a store that lacks a member of the protocol is refused at registration, naming what it lacks', async t => {
