@@ -1,7 +1,7 @@
 /**
- * The Metering facade as a user of its extension points meets it: what a store of one's own
- * reports through the context the core lends it reaches `stats()`, the log and `onDrop`, as the
- * core's own drops do.
+ * The Metering facade as its users meet it: `set()` filling the room starts an early flush as
+ * `record()` does, and what a store of one's own reports through the context the core lends it
+ * reaches `stats()`, the log and `onDrop`, as the core's own drops do.
  */
 import t from 'tap'
 import { MemoryStore, RefKind, type DroppedRecord, type StoreContext } from '../../lib/index.js'
@@ -38,4 +38,33 @@ t.test('usage a store reports it will not deliver is counted, logged and handed 
   }], 'handed to onDrop, each record with the store\'s error')
   t.match(entries.filter(entry => entry.level === 'warn'), [{ obj: { reason: 'ambiguous', count: 2, units: '1.5' }, msg: 'kinde-metering: 2 usage record(s) dropped (ambiguous)' }])
   t.equal(kinde.records.length, 0, 'nothing sent')
+})
+
+/** A logger whose `flushed` resolves with the outcome of the next flush, or rejects after `ms`. */
+function flushWatch (ms = 5_000): { logger: any, flushed: () => Promise<any> } {
+  const { logger } = memoryLogger()
+  let waiting: ((outcome: any) => void) | undefined
+  logger.debug = (obj: any, msg?: string) => { if (msg === 'kinde-metering: flush') waiting?.(obj) }
+  return {
+    logger,
+    flushed: async () => await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no flush within ${ms} ms`)), ms)
+      waiting = outcome => { clearTimeout(timer); waiting = undefined; resolve(outcome) }
+    })
+  }
+}
+
+t.test('a set() that fills maxPendingPairs starts an early flush on its own, after the call, and frees room', async t => {
+  const kinde = await emulator(t)
+  const { logger, flushed } = flushWatch()
+  const core = coreOn(t, kinde, { maxPendingPairs: 2, logger })
+  core.set({ agreementId: 'agr_1' }, 'seats', 3)
+  t.equal(core.set({ agreementId: 'agr_2' }, 'seats', 4), true)
+  t.equal(kinde.calls.meter_usage, 0, 'nothing is sent inside the call that filled the room')
+  const early = await flushed()
+  t.equal(early.sent, 2, 'the early flush delivered both levels')
+  t.equal(kinde.usage('agr_2', 'seats'), '4')
+  t.ok(core.set({ agreementId: 'agr_3' }, 'seats', 5))
+  t.same(core.stats().pending, { pairs: 1, units: '0' }, 'a new pair has room again')
+  t.equal(core.stats().dropped.overflow.records, 0)
 })
