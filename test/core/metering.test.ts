@@ -68,3 +68,13 @@ t.test('a set() that fills maxPendingPairs starts an early flush on its own, aft
   t.same(core.stats().pending, { pairs: 1, units: '0' }, 'a new pair has room again')
   t.equal(core.stats().dropped.overflow.records, 0)
 })
+
+t.test('summary() names where usage goes and how it is kept: the journal\'s directory with one, false without; never a credential', async t => {
+  const kinde = await emulator(t)
+  const dir = t.testdir()
+  const journaled = coreOn(t, kinde, { journal: { dir }, flushInterval: 30_000 })
+  await journaled.ready()
+  t.same(journaled.summary(), { domain: kinde.url, flushInterval: 30_000, store: 'MemoryStore', journal: dir })
+  t.same(coreOn(t, kinde, { store: new ReportingStore() }).summary(), { domain: kinde.url, flushInterval: 3_600_000, store: 'ReportingStore', journal: false })
+  t.notMatch(JSON.stringify(journaled.summary()), kinde.clientSecret)
+})
