@@ -179,3 +179,22 @@ t.test('a retry.baseDelay above 10 s raises the default retry.maxDelay with it; 
   t.equal(dead?.dir, `${process.cwd()}/dead`)
   t.ok(Object.isFrozen(dead))
 })
+
+t.test('ambiguous takes either policy by name', async t => {
+  t.equal(resolveConfig({ domain: 'acme.kinde.com', ...credentials, ambiguous: 'retry' }, {}).ambiguous, 'retry')
+  t.equal(resolveConfig({ domain: 'acme.kinde.com', ...credentials, ambiguous: 'drop' }, {}).ambiguous, 'drop')
+})
+
+t.test('a domain without a scheme gets https:// even when a URL appears later in it', async t => {
+  t.throws(() => resolveConfig({ domain: 'acme.kinde.com/?next=https://example.com', ...credentials }, {}), new InvalidOptionError('domain',
+    'must be a bare domain without path, query or credentials, got "acme.kinde.com/?next=https://example.com"; did you mean "acme.kinde.com"?'))
+})
+
+t.test('a journal beside a shared store is refused: the store already keeps pending usage outside the process', async t => {
+  const client = new Redis({ lazyConnect: true })
+  t.teardown(() => { client.disconnect() })
+  t.throws(() => resolveConfig({ domain: 'acme.kinde.com', ...credentials, store: redisStore({ client }), journal: { dir: '/tmp/j' } }, {}),
+    new InvalidOptionError('journal', 'cannot be combined with a shared store: the store already keeps pending usage outside this process'))
+  t.equal(resolveConfig({ domain: 'acme.kinde.com', ...credentials, store: redisStore({ client }) }, {}).journal, undefined)
+  t.equal(resolveConfig({ domain: 'acme.kinde.com', ...credentials, store: new MemoryStore(), journal: { dir: '/tmp/j' } }, {}).journal?.dir, '/tmp/j')
+})
