@@ -15,7 +15,7 @@ class ReportingStore extends MemoryStore {
   }
 }
 
-t.test('usage a store reports it will not deliver is counted, logged and handed to onDrop with its error', async t => {
+t.test('usage a store reports it will not deliver is counted, logged and handed to onDrop, with its error when it gave one', async t => {
   const kinde = await emulator(t)
   const { entries, logger } = memoryLogger()
   const store = new ReportingStore()
@@ -28,14 +28,21 @@ t.test('usage a store reports it will not deliver is counted, logged and handed 
     { kind: RefKind.Customer, id: 'cus_2', feature: 'seats', micros: 7_000_000, at, absolute: true }
   ], 'ambiguous', error)
 
+  store.context!.drop([{ kind: RefKind.User, id: 'kp_3', feature: 'searches', micros: 2_000_000, at }], 'shutdown')
+
   t.same(core.stats().dropped.ambiguous, { records: 2, units: '1.5' }, 'counted; a level is not an amount')
-  t.same(dropped, [{
+  t.same(core.stats().dropped.shutdown, { records: 1, units: '2' })
+  // Strictly: a record holds only the fields that say something, no key left undefined.
+  t.strictSame(dropped, [{
     reason: 'ambiguous',
     records: [
       { customer: { agreementId: 'agr_1' }, feature: 'searches', value: '1.5', timestamp: '2026-01-02T03:04:05.000Z', error },
       { customer: { customerId: 'cus_2' }, feature: 'seats', value: '7', timestamp: '2026-01-02T03:04:05.000Z', absolute: true, error }
     ]
-  }], 'handed to onDrop, each record with the store\'s error')
+  }, {
+    reason: 'shutdown',
+    records: [{ customer: { userId: 'kp_3' }, feature: 'searches', value: '2', timestamp: '2026-01-02T03:04:05.000Z' }]
+  }], 'handed to onDrop, each record with the store\'s error when it gave one')
   t.match(entries.filter(entry => entry.level === 'warn'), [{ obj: { reason: 'ambiguous', count: 2, units: '1.5' }, msg: 'kinde-metering: 2 usage record(s) dropped (ambiguous)' }])
   t.equal(kinde.records.length, 0, 'nothing sent')
 })
