@@ -48,3 +48,15 @@ t.test('a refusal says what was wrong and quotes what was received, but for a mi
   ])
   t.same(core.stats().refused, { invalidValue: 1, invalidFeature: 1, invalidCustomer: 1, customerError: 0, countStatusError: 0, afterClose: 0, mixedKinds: 1 })
 })
+
+t.test('a refusal of a record() or set() called without an origin is logged with an empty one', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const core = coreOn(t, kinde, { logger })
+  core.record({ agreementId: 'agr_1' }, 'searches', -1)
+  core.set({ agreementId: 'agr_1' }, 'seats', -1)
+  t.strictSame(entries.filter(entry => entry.level === 'warn').map(entry => entry.obj), [
+    { origin: '', feature: 'searches' },
+    { origin: '', feature: 'seats' }
+  ])
+})
