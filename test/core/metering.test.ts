@@ -85,3 +85,15 @@ t.test('summary() names where usage goes and how it is kept: the journal\'s dire
   t.same(coreOn(t, kinde, { store: new ReportingStore() }).summary(), { domain: kinde.url, flushInterval: 3_600_000, store: 'ReportingStore', journal: false })
   t.notMatch(JSON.stringify(journaled.summary()), kinde.clientSecret)
 })
+
+t.test('after close, record() and set() answer false and are counted; nothing more reaches Kinde', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  t.equal(core.record({ agreementId: 'agr_1' }, 'searches', 1), true)
+  t.same(await core.close(), { sent: 1, dropped: 0, droppedByReason: { rejected: 0, ambiguous: 0, no_agreement: 0, overflow: 0, shutdown: 0 } })
+  t.equal(core.record({ agreementId: 'agr_1' }, 'searches', 1), false)
+  t.equal(core.set({ agreementId: 'agr_1' }, 'seats', 1), false)
+  t.equal(core.stats().refused.afterClose, 2)
+  t.same(core.stats().pending, { pairs: 0, units: '0' })
+  t.equal(kinde.usage('agr_1', 'searches'), '1')
+})
