@@ -60,7 +60,9 @@ t.test('an unknown option key is refused, naming it and the closest known option
     [{ shutdown: 5_000 }, 'shutdown', /did you mean "shutdownTimeout"\?$/],
     [{ client: 'id' }, 'client', /did you mean "clientId"\?$/],
     [{ domian: 'acme.kinde.com' }, 'domian', /did you mean "domain"\?$/],
-    [{ maxRequestPerScnd: 5 }, 'maxRequestPerScnd', /did you mean "maxRequestsPerSecond"\?$/]
+    [{ maxRequestPerScnd: 5 }, 'maxRequestPerScnd', /did you mean "maxRequestsPerSecond"\?$/],
+    // Two edits away, the last one at the key's end.
+    [{ drop: () => {} }, 'drop', /did you mean "onDrop"\?$/]
   ]
   for (const [extra, option, hint] of cases) {
     const error = t.throws(() => resolveConfig({ domain, ...credentials, ...extra }))
