@@ -97,3 +97,17 @@ t.test('after close, record() and set() answer false and are counted; nothing mo
   t.same(core.stats().pending, { pairs: 0, units: '0' })
   t.equal(kinde.usage('agr_1', 'searches'), '1')
 })
+
+t.test('below maxPendingPairs, record() and set() start no flush of their own: a pair is one record per flush', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde, { maxPendingPairs: 3 })
+  core.set({ agreementId: 'agr_1' }, 'seats', 1)
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  // After the calls' turn of the event loop, as after a request: an early flush would start here.
+  await new Promise(resolve => setImmediate(resolve))
+  core.set({ agreementId: 'agr_1' }, 'seats', 2)
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  t.equal((await core.flush()).sent, 2)
+  t.same(kinde.records.map(record => [record.billing_feature_code, record.meter_value]).sort(), [['searches', '2'], ['seats', '2']],
+    'one record per pair, sent by the flush asked for')
+})
