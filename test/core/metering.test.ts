@@ -1,7 +1,8 @@
 /**
- * The Metering facade as its users meet it: `set()` filling the room starts an early flush as
- * `record()` does, and what a store of one's own reports through the context the core lends it
- * reaches `stats()`, the log and `onDrop`, as the core's own drops do.
+ * The Metering facade as its users meet it: what a store of one's own reports through the context
+ * the core lends it reaches `stats()`, the log and `onDrop`, as the core's own drops do; an early
+ * flush starts when `set()` (as `record()`) fills the room, and only then; `summary()` names where
+ * usage is kept; after `close()` nothing more is recorded.
  */
 import t from 'tap'
 import { MemoryStore, RefKind, type DroppedRecord, type StoreContext } from '../../lib/index.js'
@@ -27,7 +28,6 @@ t.test('usage a store reports it will not deliver is counted, logged and handed 
     { kind: RefKind.Agreement, id: 'agr_1', feature: 'searches', micros: 1_500_000, at },
     { kind: RefKind.Customer, id: 'cus_2', feature: 'seats', micros: 7_000_000, at, absolute: true }
   ], 'ambiguous', error)
-
   store.context!.drop([{ kind: RefKind.User, id: 'kp_3', feature: 'searches', micros: 2_000_000, at }], 'shutdown')
 
   t.same(core.stats().dropped.ambiguous, { records: 2, units: '1.5' }, 'counted; a level is not an amount')
