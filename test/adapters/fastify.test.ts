@@ -1,5 +1,5 @@
 import t from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Readable } from 'node:stream'
 import { kindeMetering, InvalidOptionError, type Metering } from '../../lib/index.js'
@@ -207,6 +207,39 @@ t.test('a throwing or rejecting customer function leaves the response untouched'
   t.equal(entries.filter(entry => entry.level === 'error' && /customer function/.test(entry.msg ?? '')).length, 1, 'logged once per route')
   await app.metering.flush()
   t.equal(kinde.usage('agr_2', 'searches'), '1')
+})
+
+t.test('a throwing countStatus or customer function is logged once per route, with its error and the route', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const app = Fastify({ loggerInstance: logger })
+  t.teardown(() => app.close())
+  const predicate = new Error('bad predicate')
+  const lookup = new Error('no session')
+  await app.register(kindeMetering, pluginOptions(kinde, {
+    countStatus: status => {
+      if (status === 500) throw predicate
+      return true
+    },
+    customer: request => {
+      if (request.headers['x-agreement'] === undefined) throw lookup
+      return { agreementId: String(request.headers['x-agreement']) }
+    }
+  }))
+  const failing = async (request: FastifyRequest, reply: FastifyReply) => await reply.code(request.headers['x-fail'] === undefined ? 200 : 500).send('done')
+  app.get('/a', { config: { meter: 'searches' } }, failing)
+  app.get('/b', { config: { meter: 'searches' } }, failing)
+  for (const url of ['/a', '/b', '/a', '/b']) {
+    await app.inject({ url, headers: { 'x-agreement': 'agr_1', 'x-fail': 'yes' } })
+    await app.inject({ url })
+  }
+  t.same(app.metering.stats().refused, { invalidValue: 0, invalidFeature: 0, invalidCustomer: 0, customerError: 4, countStatusError: 4, afterClose: 0, mixedKinds: 0 })
+  t.same(entries.filter(entry => entry.level === 'error').map(({ obj, msg }) => [msg, obj]), [
+    ['kinde-metering: countStatus threw; the response was not metered', { err: predicate, origin: 'GET /a' }],
+    ['kinde-metering: the customer function threw; the request was not metered', { err: lookup, origin: 'GET /a' }],
+    ['kinde-metering: countStatus threw; the response was not metered', { err: predicate, origin: 'GET /b' }],
+    ['kinde-metering: the customer function threw; the request was not metered', { err: lookup, origin: 'GET /b' }]
+  ])
 })
 
 t.test('without a customer option, request.user bills its organization, else its user', async t => {

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { InvalidOptionError } from '../../../lib/core/report/errors.js'
 import { resolveConfig } from '../../../lib/core/config/options.js'
@@ -59,7 +60,9 @@ t.test('an unknown option key is refused, naming it and the closest known option
     [{ shutdown: 5_000 }, 'shutdown', /did you mean "shutdownTimeout"\?$/],
     [{ client: 'id' }, 'client', /did you mean "clientId"\?$/],
     [{ domian: 'acme.kinde.com' }, 'domian', /did you mean "domain"\?$/],
-    [{ maxRequestPerScnd: 5 }, 'maxRequestPerScnd', /did you mean "maxRequestsPerSecond"\?$/]
+    [{ maxRequestPerScnd: 5 }, 'maxRequestPerScnd', /did you mean "maxRequestsPerSecond"\?$/],
+    // Two edits away, the last one at the key's end.
+    [{ drop: () => {} }, 'drop', /did you mean "onDrop"\?$/]
   ]
   for (const [extra, option, hint] of cases) {
     const error = t.throws(() => resolveConfig({ domain, ...credentials, ...extra }))
@@ -77,12 +80,23 @@ t.test('redisStore() refuses an unknown option key, naming it and the closest kn
   t.match((error as Error).message, /did you mean "leaseTtl"/)
 })
 
+t.test('redisStore() refuses a lease that is not a whole number of milliseconds, naming the option and its unit', async t => {
+  // A client that never connects: the options are refused before the store touches it.
+  const client = new Redis({ lazyConnect: true })
+  t.teardown(() => { client.disconnect() })
+  t.throws(() => redisStore({ client, leaseTtl: 1500.5 }), new InvalidOptionError('leaseTtl', 'must be a whole number of milliseconds, got 1500.5'))
+  t.throws(() => redisStore({ client, leaseTtl: 0 }), new InvalidOptionError('leaseTtl', 'must be a positive number of milliseconds, got 0'))
+})
+
 t.test('an option renamed since an earlier version is refused, naming its new name', async t => {
   const error = t.throws(() => resolveConfig({ domain: 'acme.kinde.com', ...credentials, maxPendingKeys: 1_000 } as any))
   t.type(error, InvalidOptionError)
   t.equal((error as InvalidOptionError).option, 'maxPendingKeys')
   t.equal((error as Error).message, 'kinde-metering: option "maxPendingKeys" was renamed to "maxPendingPairs"')
   t.equal(resolveConfig({ domain: 'acme.kinde.com', ...credentials, maxPendingPairs: 1_000 }).maxPendingPairs, 1_000)
+  // Renamed at the top level only: under retry it never existed, so no new name is offered there.
+  t.throws(() => resolveConfig({ domain: 'acme.kinde.com', ...credentials, retry: { maxPendingKeys: 1_000 } } as any),
+    { option: 'retry.maxPendingKeys', message: /is not an option of kinde-metering; known options: attempts, baseDelay, maxDelay$/ })
 })
 
 t.test('a store that lacks a member of the protocol is refused at registration, naming what it lacks', async t => {
@@ -166,4 +180,23 @@ t.test('a retry.baseDelay above 10 s raises the default retry.maxDelay with it; 
   const dead = resolveConfig({ domain: 'acme.kinde.com', ...credentials, deadLetter: { dir: 'dead' } }, {}).deadLetter
   t.equal(dead?.dir, `${process.cwd()}/dead`)
   t.ok(Object.isFrozen(dead))
+})
+
+t.test('ambiguous takes either policy by name', async t => {
+  t.equal(resolveConfig({ domain: 'acme.kinde.com', ...credentials, ambiguous: 'retry' }, {}).ambiguous, 'retry')
+  t.equal(resolveConfig({ domain: 'acme.kinde.com', ...credentials, ambiguous: 'drop' }, {}).ambiguous, 'drop')
+})
+
+t.test('a domain without a scheme gets https:// even when a URL appears later in it', async t => {
+  t.throws(() => resolveConfig({ domain: 'acme.kinde.com/?next=https://example.com', ...credentials }, {}), new InvalidOptionError('domain',
+    'must be a bare domain without path, query or credentials, got "acme.kinde.com/?next=https://example.com"; did you mean "acme.kinde.com"?'))
+})
+
+t.test('a journal beside a shared store is refused: the store already keeps pending usage outside the process', async t => {
+  const client = new Redis({ lazyConnect: true })
+  t.teardown(() => { client.disconnect() })
+  t.throws(() => resolveConfig({ domain: 'acme.kinde.com', ...credentials, store: redisStore({ client }), journal: { dir: '/tmp/j' } }, {}),
+    new InvalidOptionError('journal', 'cannot be combined with a shared store: the store already keeps pending usage outside this process'))
+  t.equal(resolveConfig({ domain: 'acme.kinde.com', ...credentials, store: redisStore({ client }) }, {}).journal, undefined)
+  t.equal(resolveConfig({ domain: 'acme.kinde.com', ...credentials, store: new MemoryStore(), journal: { dir: '/tmp/j' } }, {}).journal?.dir, '/tmp/j')
 })

@@ -20,6 +20,11 @@ t.test('an error from a second copy is an instance of its class and its bases, a
   }
 })
 
+t.test('an error is an instance of its class and its bases in its own copy, and of no sibling', async t => {
+  agreesAcrossCopies(t, lib, lib)
+  agreesAcrossCopies(t, other, other)
+})
+
 t.test('nothing else passes for one of these errors, even an object that looks like one', async t => {
   const lookalike = { code: 'KINDE_METERING_INVALID_OPTION', name: 'InvalidOptionError', message: 'kinde-metering: option "x" is wrong' }
   for (const value of [new Error('plain'), lookalike, null, undefined, 'InvalidOptionError', 42]) {
