@@ -72,7 +72,7 @@ export class DropReporter {
     try {
       this.#onDrop(records, reason)
     } catch (error) {
-      this.#logger.error({ err: error, reason }, 'kinde-metering: onDrop threw; the dropped records are in this log entry')
+      this.#logger.error({ err: error, reason, records }, 'kinde-metering: onDrop threw; the dropped records are in this log entry')
     }
   }
 

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
 
-t.test('an onDrop that throws is logged with its error and the reason, after the drop\'s own entry with the records', async t => {
+t.test('an onDrop that throws is logged with its error, the reason and the records it failed to take', async t => {
   const kinde = await emulator(t)
   const { entries, logger } = memoryLogger()
   const failure = new Error('replay store down')
@@ -18,7 +18,7 @@ t.test('an onDrop that throws is logged with its error and the reason, after the
     { obj: { reason: 'rejected', count: 1, units: '2', records: [{ customer: { agreementId: 'agr_1' }, feature: 'not_in_plan', value: '2' }] }, msg: 'kinde-metering: 1 usage record(s) dropped (rejected)' },
     { msg: /^kinde-metering: onDrop threw/ }
   ])
-  t.strictSame(errors[1]?.obj, { err: failure, reason: 'rejected' })
+  t.strictSame(errors[1]?.obj, { err: failure, reason: 'rejected', records: errors[0]?.obj.records }, 'the records onDrop failed to take are in its entry, as it says')
   t.same(core.stats().dropped.rejected, { records: 1, units: '2' })
 })
 
