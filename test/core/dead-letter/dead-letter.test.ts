@@ -124,13 +124,25 @@ t.test('a dead letter that cannot be written is logged once and counted; the rec
   t.match(core.stats().deadLetter, { state: 'failing', writeErrors: 2, lastError: /^ENOTDIR/ })
 })
 
-t.test('option deadLetter is validated at registration, naming the option; with journal it defaults to a folder of the journal', async t => {
+t.test('option deadLetter is validated at registration, naming the option; with journal it defaults to a folder of the journal, open and empty until a record is dropped', async t => {
   const kinde = await emulator(t)
   t.throws(() => coreOn(t, kinde, { deadLetter: 'dead' as any }), new InvalidOptionError('deadLetter', 'must be an object such as { dir }, or false'))
   t.throws(() => coreOn(t, kinde, { deadLetter: { dir: '' } }), new InvalidOptionError('deadLetter.dir', 'must be a non-empty path'))
   const base = t.testdir()
   const journaled = coreOn(t, kinde, { journal: { dir: join(base, 'journal') } })
-  t.equal(journaled.stats().deadLetter?.dir, join(base, 'journal', 'dead-letter'))
+  t.same(journaled.stats().deadLetter, {
+    dir: join(base, 'journal', 'dead-letter'),
+    state: 'open',
+    byReason: {
+      rejected: { records: 0, units: '0' },
+      ambiguous: { records: 0, units: '0' },
+      no_agreement: { records: 0, units: '0' },
+      overflow: { records: 0, units: '0' },
+      shutdown: { records: 0, units: '0' }
+    },
+    writeErrors: 0,
+    lastError: null
+  }, 'open before anything was dropped to it, nothing counted')
   const off = coreOn(t, kinde, { journal: { dir: join(base, 'other') }, deadLetter: false })
   t.equal(off.stats().deadLetter, undefined)
   t.equal(coreOn(t, kinde).stats().deadLetter, undefined, 'no dead letter without journal or deadLetter')
