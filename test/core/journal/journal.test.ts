@@ -261,6 +261,23 @@ t.test('locks: a heartbeat from another host is respected until it is stale; no 
   t.same((await readdir(work)).filter(name => !name.startsWith(String(process.pid))), ['notes.txt'], 'only the survivor\'s files, and the stranger')
 })
 
+t.test('files that only resemble a journal\'s name (a copy kept by hand, a backup) are left alone, never replayed', async t => {
+  const dir = t.testdir({ source: {}, work: {} })
+  const source = journal(t, join(dir, 'source'))
+  await source.recover()
+  source.append([entry('agr_1', 1, 1000)])
+  const work = join(dir, 'work')
+  // A journal its dead owner left, and two copies of it under names no journal is given.
+  await leaveAsDead(source, join(dir, 'source'), work)
+  const [left] = await journalFiles(work)
+  const strangers = [`saved-${left}`, `${left}.bak`]
+  for (const name of strangers) await copyFile(join(work, left), join(work, name))
+
+  const recovery = await journal(t, work).recover()
+  t.same(byPair(recovery.pending.entries), { '0/agr_1/searches': ['1', 1000] }, 'the dead owner\'s journal, once')
+  t.same((await readdir(work)).filter(name => !name.startsWith(`${process.pid}-`)).sort(), strangers.sort(), 'the copies untouched')
+})
+
 t.test('a live process whose heartbeat stopped is taken over, and stops journaling when its next heartbeat finds out', async t => {
   const dir = t.testdir()
   const { logger, logged } = watchedLogger()
