@@ -89,6 +89,7 @@ export function deadRecordOf (record: DroppedRecord, reason: DropReason, time: s
   }
   // Stryker disable next-line ConditionalExpression: JSON, all that reaches the disk and the log, leaves out a key holding undefined as it does a missing one
   if (record.agreementId !== undefined) line.agreementId = record.agreementId
+  // Stryker disable next-line ConditionalExpression: the same holds for an undefined error
   if (record.error !== undefined) line.error = record.error
   return line
 }
