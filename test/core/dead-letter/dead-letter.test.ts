@@ -4,7 +4,7 @@
  * cannot be written loses nothing else.
  */
 import t from 'tap'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { InvalidOptionError, type DroppedRecord, type DropReason } from '../../../lib/index.js'
 import { appendDeadLetter, readDeadLetter } from '../../../lib/core/dead-letter/file.js'
@@ -13,6 +13,19 @@ import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
 /** Every line of every dead-letter file in `dir`, read synchronously (as an onDrop could). */
 function linesOnDisk (dir: string): string[] {
   return readdirSync(dir).flatMap(name => readFileSync(join(dir, name), 'utf8').split('\n').filter(line => line !== ''))
+}
+
+/** The files in `dir` this process holds a descriptor open on (Linux: /proc/self/fd). */
+function openIn (dir: string): string[] {
+  const fds = readdirSync('/proc/self/fd')
+  return fds.flatMap(fd => {
+    try {
+      const target = readlinkSync(join('/proc/self/fd', fd))
+      return target.startsWith(`${dir}/`) ? [target] : []
+    } catch {
+      return [] // the descriptor readdir itself used, closed since
+    }
+  })
 }
 
 t.test('Kinde down for a whole shutdown: every pending record is dead-lettered with reason shutdown, on disk before onDrop sees it', async t => {
@@ -122,6 +135,18 @@ t.test('a dead letter that cannot be written is logged once and counted; the rec
   const failures = entries.filter(entry => /dead letter cannot be written/.test(entry.msg ?? ''))
   t.equal(failures.length, 1, 'logged once')
   t.match(core.stats().deadLetter, { state: 'failing', writeErrors: 2, lastError: /^ENOTDIR/ })
+})
+
+t.test('a long-running process keeps no file of the dead letter open between drops', async t => {
+  const kinde = await emulator(t)
+  const dir = t.testdir()
+  const core = coreOn(t, kinde, { deadLetter: { dir } })
+  for (let i = 1; i <= 3; i++) {
+    core.record({ agreementId: 'agr_1' }, 'not_in_plan', i)
+    await core.flush()
+  }
+  t.equal(core.stats().deadLetter?.byReason.rejected.records, 3, 'three drops, three writes')
+  t.same(openIn(dir), [], 'each write closed the file it opened')
 })
 
 t.test('option deadLetter is validated at registration, naming the option; with journal it defaults to a folder of the journal, open and empty until a record is dropped', async t => {
