@@ -114,9 +114,9 @@ export async function appendDeadLetter (dir: string, name: string, lines: DeadLe
 
 /** Reads every dead-letter file in `dir`; a directory that does not exist holds nothing. */
 export async function readDeadLetter (dir: string): Promise<DeadLetterContents> {
-    // Stryker disable next-line MethodExpression: Node's readdir already returns names sorted (libuv's scandir sorts them); the sort keeps that order whatever the platform
   let names: string[]
   try {
+    // Stryker disable next-line MethodExpression: Node's readdir already returns names sorted (libuv's scandir sorts them); the sort keeps that order whatever the platform
     names = (await readdir(dir)).filter(name => name.endsWith('.deadletter')).sort()
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], replayed: 0, skipped: 0 }
