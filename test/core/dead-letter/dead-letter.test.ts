@@ -138,6 +138,12 @@ t.test('a crash leaves at most a torn last line: it is skipped, so is a damaged 
   t.same(await readDeadLetter(join(dir, 'none')), { records: [], replayed: 0, skipped: 0 }, 'a directory never written holds nothing')
 })
 
+t.test('a dead-letter path that is a file is an error for its reader (replay), not an empty dead letter', async t => {
+  const file = join(t.testdir(), 'a-file')
+  writeFileSync(file, '')
+  await t.rejects(readDeadLetter(file), { code: 'ENOTDIR' })
+})
+
 t.test('a dead letter that cannot be written is logged once and counted; the records still reach onDrop', async t => {
   const kinde = await emulator(t)
   const blocker = join(t.testdir(), 'a-file')
