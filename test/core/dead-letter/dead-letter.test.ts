@@ -138,6 +138,29 @@ t.test('a crash leaves at most a torn last line: it is skipped, so is a damaged 
   t.same(await readDeadLetter(join(dir, 'none')), { records: [], replayed: 0, skipped: 0 }, 'a directory never written holds nothing')
 })
 
+t.test('what a replay wrote is read back: records Kinde accepted are no longer pending; one that failed again has its latest reason and error, whichever file holds it', async t => {
+  const dir = t.testdir()
+  const record = { t: 'R', customer: { agreementId: 'agr_1' }, feature: 'searches', value: '1', meterType: 'delta', timestamp: '2026-01-01T00:00:00.000Z', time: '2026-01-01T00:00:01.000Z' } as const
+  await appendDeadLetter(dir, 'a.deadletter', [
+    { ...record, id: 'one', reason: 'shutdown' },
+    { ...record, id: 'two', reason: 'shutdown' },
+    { ...record, id: 'three', reason: 'ambiguous', error: { status: 500 } }
+  ])
+  // Two replays: the later one wrote to the file read first.
+  await appendDeadLetter(dir, 'b.deadletter', [{ t: 'F', ids: ['two'], reason: 'rejected', error: { status: 400, body: { errors: [{ code: 'FEATURE_NOT_FOUND' }] } }, time: '2026-01-03T00:00:00.000Z' }])
+  await appendDeadLetter(dir, 'c.deadletter', [
+    { t: 'F', ids: ['two', 'three'], reason: 'ambiguous', time: '2026-01-02T00:00:00.000Z' },
+    { t: 'M', ids: ['one'], time: '2026-01-02T00:00:00.000Z' }
+  ])
+  const contents = await readDeadLetter(dir)
+  t.same(contents.records.map(({ id, reason, error }) => ({ id, reason, error })), [
+    { id: 'two', reason: 'rejected', error: { status: 400, body: { errors: [{ code: 'FEATURE_NOT_FOUND' }] } } },
+    { id: 'three', reason: 'ambiguous', error: undefined }
+  ])
+  t.equal(contents.replayed, 1)
+  t.equal(contents.skipped, 0)
+})
+
 t.test('a dead-letter path that is a file is an error for its reader (replay), not an empty dead letter', async t => {
   const file = join(t.testdir(), 'a-file')
   writeFileSync(file, '')
