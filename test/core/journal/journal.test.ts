@@ -227,7 +227,7 @@ t.test('two live processes never take over each other\'s journal; once one dies,
   t.same((await second.recover()).pending.entries, [])
 })
 
-t.test('locks: a heartbeat from another host is respected until it is stale; no lock, or this pid under another id, is a dead owner', async t => {
+t.test('locks: a heartbeat from another host, or a lock this version cannot read, is respected until it is stale; no lock, or this pid under another id, is a dead owner', async t => {
   const dir = t.testdir({ source: {}, work: { 'notes.txt': 'not a journal: left alone' } })
   const source = journal(t, join(dir, 'source'))
   await source.recover()
@@ -243,8 +243,11 @@ t.test('locks: a heartbeat from another host is respected until it is stale; no 
   const unreadable = '2-0000000b'
   const previousLife = '3-0000000c'
   const lockless = '4-0000000d'
-  await leave(elsewhere, { pid: 1, host: 'another-host', id: elsewhere })
+  const pidNotANumber = '5-0000000e'
+  // No process here has that pid: it says nothing of a process on another host.
+  await leave(elsewhere, { pid: deadPid, host: 'another-host', id: elsewhere })
   await leave(unreadable, 'not json')
+  await leave(pidNotANumber, { pid: String(deadPid), host: hostname(), id: pidNotANumber })
   await leave(previousLife, { pid: process.pid, host: hostname(), id: previousLife })
   await leave(lockless, undefined)
 
@@ -256,8 +259,9 @@ t.test('locks: a heartbeat from another host is respected until it is stale; no 
   const longAgo = new Date(Date.now() - 120_000)
   await utimes(join(work, `${elsewhere}.lock`), longAgo, longAgo)
   await utimes(join(work, `${unreadable}.lock`), longAgo, longAgo)
+  await utimes(join(work, `${pidNotANumber}.lock`), longAgo, longAgo)
   const second = await survivor.recover()
-  t.same(byPair(second.pending.entries), { '0/agr_1/searches': ['2', 1000] }, 'both stale locks are taken over')
+  t.same(byPair(second.pending.entries), { '0/agr_1/searches': ['3', 1000] }, 'the three stale locks are taken over')
   t.same((await readdir(work)).filter(name => !name.startsWith(String(process.pid))), ['notes.txt'], 'only the survivor\'s files, and the stranger')
 })
 
