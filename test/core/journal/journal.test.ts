@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
-import { copyFile, mkdir, open, readdir, readFile, rm, stat, symlink, unlink, utimes, watch, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, open, readdir, readFile, rm, stat, symlink, unlink, utimes, watch, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { crc32 } from 'node:zlib'
 import { join } from 'node:path'
@@ -280,6 +280,22 @@ t.test('files that only resemble a journal\'s name (a copy kept by hand, a backu
   const recovery = await journal(t, work).recover()
   t.same(byPair(recovery.pending.entries), { '0/agr_1/searches': ['1', 1000] }, 'the dead owner\'s journal, once')
   t.same((await readdir(work)).filter(name => !name.startsWith(`${process.pid}-`)).sort(), strangers.sort(), 'the copies untouched')
+})
+
+t.test('a lock whose process belongs to another user is respected: that process is alive, though it may not be signalled', async t => {
+  const dir = t.testdir({ source: {}, work: {} })
+  const source = journal(t, join(dir, 'source'))
+  await source.recover()
+  source.append([entry('agr_1', 1, 1000)])
+  const work = join(dir, 'work')
+  // pid 1 is root's: signalling it from another user fails with EPERM. Run as root, the journal runs as nobody.
+  const owner = '1-0000000f'
+  await leaveAsDead(source, join(dir, 'source'), work, owner)
+  await writeFile(join(work, `${owner}.lock`), JSON.stringify({ pid: 1, host: hostname(), id: owner }))
+  for (const path of [work, ...(await readdir(work)).map(name => join(work, name))]) await chmod(path, 0o777)
+  const other = startChild(t, 'recover.ts', [work], {}, process.getuid?.() === 0 ? 65534 : undefined)
+  t.same((await other.next('recovered')).recovered, [], 'nothing taken over')
+  t.same((await readdir(work)).sort(), [`${owner}.journal`, `${owner}.lock`], 'its files untouched')
 })
 
 t.test('a live process whose heartbeat stopped is taken over, and stops journaling when its next heartbeat finds out', async t => {
