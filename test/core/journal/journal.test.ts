@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmod, copyFile, mkdir, open, readdir, readFile, rm, stat, symlink, unlink, utimes, watch, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, open, readdir, readFile, readlink, rm, stat, symlink, unlink, utimes, watch, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { crc32 } from 'node:zlib'
 import { join } from 'node:path'
@@ -351,6 +351,12 @@ async function watchSyncs (t: Test): Promise<{ datasync: number, sync: number }>
   return counts
 }
 
+/** The paths in or of `dir` this process holds a descriptor open on (Linux: /proc/self/fd). */
+async function openIn (dir: string): Promise<string[]> {
+  const targets = await Promise.all((await readdir('/proc/self/fd')).map(fd => readlink(join('/proc/self/fd', fd)).catch(() => '')))
+  return targets.filter(target => target === dir || target.startsWith(`${dir}/`))
+}
+
 for (const fsync of [true, false]) {
   t.test(`fsync: ${fsync}: ${fsync ? 'each write, each rewrite and its rename are synced before written() resolves' : 'nothing is synced'}`, async t => {
     const dir = t.testdir()
@@ -365,7 +371,9 @@ for (const fsync of [true, false]) {
     durable.append([entry('agr_1', 2, 2000)])
     await durable.written()
     t.same(syncs, fsync ? { datasync: 3, sync: 1 } : { datasync: 0, sync: 0 }, 'another append')
-    t.same(byPair(await replay(join(dir, (await journalFiles(dir))[0]))), { '0/agr_1/searches': ['3', 2000] }, 'both on disk')
+    const [own] = await journalFiles(dir)
+    t.same(byPair(await replay(join(dir, own))), { '0/agr_1/searches': ['3', 2000] }, 'both on disk')
+    t.same(await openIn(dir), [join(dir, own)], 'the journal alone is open: what a rewrite synced or wrote aside is closed')
   })
 }
 
