@@ -128,6 +128,7 @@ function tupleMicros (micros: number | string): Micros {
 }
 
 function min (a: Micros, b: Micros): Micros {
+  // Stryker disable next-line EqualityOperator: when a equals b, either is the minimum
   return a < b ? a : b
 }
 

@@ -192,6 +192,34 @@ t.test('lines cut short by the crash or damaged on disk are skipped with a warni
   t.match(entries.find(entry => entry.level === 'warn' && /skipped/.test(entry.msg!)), { obj: { file: '1-0000dead.journal', skipped: 7 } })
 })
 
+t.test('where damaged lines left less than a later line takes or delivers, a take-over finds what is left, never a negative or larger amount', async t => {
+  const dir = t.testdir({ source: {}, work: {} })
+  const source = journal(t, join(dir, 'source'))
+  await source.recover()
+  for (const [id, units] of [['agr_5', 2], ['agr_5', 3], ['agr_6', 1], ['agr_6', 3]] as const) {
+    source.append([entry(id, units, 1000)])
+    await source.written()
+  }
+  // A flush sends both pairs whole; Kinde accepts agr_5; the process dies while agr_6 is in flight.
+  const taken = taking(source, [entry('agr_5', 5, 1000), entry('agr_6', 4, 1000)])
+  await source.sending(taken.id, keysAt(taken))
+  source.delivered(taken.id, keysAt(taken, 0))
+  await leaveAsDead(source, join(dir, 'source'), join(dir, 'work'), '1-0000dead')
+  const path = join(dir, 'work', '1-0000dead.journal')
+  const lines = (await readFile(path, 'utf8')).split('\n')
+  t.equal(lines.length, 8, 'a header, four batches, a send, a delivery, and the final newline')
+  // The second batch of each pair, damaged on disk: 2 of agr_5's 5 and 1 of agr_6's 4 are left.
+  lines[2] = lines[2].replace('agr_5', 'agr_9')
+  lines[4] = lines[4].replace('agr_6', 'agr_9')
+  await writeFile(path, lines.join('\n'))
+
+  const survivor = journal(t, join(dir, 'work'), { drop: true })
+  const recovery = await survivor.recover()
+  t.same(recovery.pending.entries, [], 'agr_5 delivered whole, agr_6 in flight whole: nothing left to send')
+  t.same(byPair(recovery.ambiguous.map(item => item.entry)), { '0/agr_6/searches': ['1', 1000] }, 'in flight: what was left of agr_6, not the 4 sent')
+  t.match(survivor.stats().recovered, { ambiguous: { records: 1, units: '1' }, skippedLines: 2 })
+})
+
 t.test('a journal taken over whose new owner died before deleting it is not replayed twice', async t => {
   const dir = t.testdir({ first: {}, kept: {}, second: {}, last: {} })
   const first = journal(t, join(dir, 'first'))
