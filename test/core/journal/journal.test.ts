@@ -220,6 +220,21 @@ t.test('where damaged lines left less than a later line takes or delivers, a tak
   t.match(survivor.stats().recovered, { ambiguous: { records: 1, units: '1' }, skippedLines: 2 })
 })
 
+t.test('a level set in the millisecond of the one being sent stays pending once that one is delivered', async t => {
+  const dir = t.testdir()
+  const levels = journal(t, dir)
+  await levels.recover()
+  const seats = (units: number): UsageEntry => ({ ...entry('agr_1', units, 1000, 'seats'), absolute: true })
+  levels.append([seats(4)])
+  const take = taking(levels, [seats(4)])
+  await levels.sending(take.id, keysAt(take))
+  levels.append([seats(7)])
+  levels.delivered(take.id, keysAt(take))
+  await levels.settle(take.id)
+  const [own] = await journalFiles(dir)
+  t.same(await replay(join(dir, own)), [seats(7)], 'the later level, still to send')
+})
+
 t.test('a journal taken over whose new owner died before deleting it is not replayed twice', async t => {
   const dir = t.testdir({ first: {}, kept: {}, second: {}, last: {} })
   const first = journal(t, join(dir, 'first'))
