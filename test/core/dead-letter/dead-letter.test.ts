@@ -181,6 +181,10 @@ t.test('a dead letter that cannot be written is logged once and counted; the rec
   t.same(dropped.map(record => record.value), ['1', '2'])
   const failures = entries.filter(entry => /dead letter cannot be written/.test(entry.msg ?? ''))
   t.equal(failures.length, 1, 'logged once')
+  t.match(failures[0], {
+    level: 'error',
+    obj: { err: { code: 'ENOTDIR' }, dir: join(blocker, 'dead'), records: [{ customer: { agreementId: 'agr_1' }, feature: 'not_in_plan', value: '1', reason: 'rejected' }] }
+  }, 'with the error, the directory, and the records it could not keep')
   t.match(core.stats().deadLetter, { state: 'failing', writeErrors: 2, lastError: /^ENOTDIR/ })
 })
 
