@@ -242,6 +242,7 @@ export class JournalState {
       return
     }
     held.micros = addMicros(held.micros, micros)
+    // Stryker disable next-line EqualityOperator: an equal time left or set is the same time
     if (at > held.at) held.at = at
   }
 

@@ -235,6 +235,21 @@ t.test('a level set in the millisecond of the one being sent stays pending once 
   t.same(await replay(join(dir, own)), [seats(7)], 'the later level, still to send')
 })
 
+t.test('usage taken over into a journal keeps the pair\'s latest time when it is older than what the journal holds', async t => {
+  const dir = t.testdir({ source: {}, live: {} })
+  const source = journal(t, join(dir, 'source'))
+  await source.recover()
+  source.append([entry('agr_1', 2, 1000)])
+  const live = journal(t, join(dir, 'live'))
+  await live.recover()
+  live.append([entry('agr_1', 3, 5000)])
+  await live.written()
+  await leaveAsDead(source, join(dir, 'source'), join(dir, 'live'))
+  await live.recover()
+  const [own] = await journalFiles(join(dir, 'live'))
+  t.same(byPair(await replay(join(dir, 'live', own))), { '0/agr_1/searches': ['5', 5000] }, 'summed, at the later time')
+})
+
 t.test('a journal taken over whose new owner died before deleting it is not replayed twice', async t => {
   const dir = t.testdir({ first: {}, kept: {}, second: {}, last: {} })
   const first = journal(t, join(dir, 'first'))
