@@ -250,6 +250,21 @@ t.test('usage taken over into a journal keeps the pair\'s latest time when it is
   t.same(byPair(await replay(join(dir, 'live', own))), { '0/agr_1/searches': ['5', 5000] }, 'summed, at the later time')
 })
 
+t.test('a level set again to the same value while the first is being sent stays pending once that one is delivered (the next period needs it)', async t => {
+  const dir = t.testdir()
+  const levels = journal(t, dir)
+  await levels.recover()
+  const seats = (at: number): UsageEntry => ({ ...entry('agr_1', 4, at, 'seats'), absolute: true })
+  levels.append([seats(1000)])
+  const take = taking(levels, [seats(1000)])
+  await levels.sending(take.id, keysAt(take))
+  levels.append([seats(2000)])
+  levels.delivered(take.id, keysAt(take))
+  await levels.settle(take.id)
+  const [own] = await journalFiles(dir)
+  t.same(await replay(join(dir, own)), [seats(2000)], 'the later one, still to send')
+})
+
 t.test('a journal taken over whose new owner died before deleting it is not replayed twice', async t => {
   const dir = t.testdir({ first: {}, kept: {}, second: {}, last: {} })
   const first = journal(t, join(dir, 'first'))
