@@ -265,6 +265,28 @@ t.test('a level set again to the same value while the first is being sent stays 
   t.same(await replay(join(dir, own)), [seats(2000)], 'the later one, still to send')
 })
 
+t.test('usage delivered or dropped stays so when the journal rewrites itself (here, to take over a dead process\'s journal)', async t => {
+  const dir = t.testdir({ source: {}, live: {} })
+  const source = journal(t, join(dir, 'source'))
+  await source.recover()
+  source.append([entry('agr_9', 9, 900)])
+  const live = journal(t, join(dir, 'live'))
+  await live.recover()
+  const seats: UsageEntry = { ...entry('agr_1', 4, 1000, 'seats'), absolute: true }
+  const sent = [entry('agr_1', 3, 1000), seats, entry('agr_2', 2, 1000), { ...seats, id: 'agr_2' }]
+  live.append(sent)
+  const take = taking(live, sent)
+  await live.sending(take.id, keysAt(take))
+  // Kinde accepts agr_1's usage and level; agr_2's are rejected and dead-lettered.
+  live.delivered(take.id, keysAt(take, 0, 1))
+  live.dropped(take.id, keysAt(take, 2, 3))
+  await live.settle(take.id)
+  await leaveAsDead(source, join(dir, 'source'), join(dir, 'live'))
+  await live.recover()
+  const [own] = await journalFiles(join(dir, 'live'))
+  t.same(byPair(await replay(join(dir, 'live', own))), { '0/agr_9/searches': ['9', 900] }, 'only what was taken over')
+})
+
 t.test('a journal taken over whose new owner died before deleting it is not replayed twice', async t => {
   const dir = t.testdir({ first: {}, kept: {}, second: {}, last: {} })
   const first = journal(t, join(dir, 'first'))
