@@ -43,7 +43,9 @@ export class Journal implements UsageJournal {
   readonly #open = new OpenTake()
   #status: JournalStats['state'] = 'opening'
   #handle: FileHandle | undefined
+  // Stryker disable next-line ArrayDeclaration: the first write rewrites the journal from memory, which empties the queue unread
   #queue: string[] = []
+  // Stryker disable next-line BooleanLiteral: nothing can be pushed before the opening write (recover) sets this false
   #writeQueued = false
   /** Whether the next write rewrites the whole journal from memory. */
   #rewrite = true

@@ -277,6 +277,7 @@ t.test('usage delivered or dropped stays so when the journal rewrites itself (he
   live.append(sent)
   const take = taking(live, sent)
   await live.sending(take.id, keysAt(take))
+  live.append([entry('agr_1', 2, 2000)]) // recorded during the send
   // Kinde accepts agr_1's usage and level; agr_2's are rejected and dead-lettered.
   live.delivered(take.id, keysAt(take, 0, 1))
   live.dropped(take.id, keysAt(take, 2, 3))
@@ -284,7 +285,10 @@ t.test('usage delivered or dropped stays so when the journal rewrites itself (he
   await leaveAsDead(source, join(dir, 'source'), join(dir, 'live'))
   await live.recover()
   const [own] = await journalFiles(join(dir, 'live'))
-  t.same(byPair(await replay(join(dir, 'live', own))), { '0/agr_9/searches': ['9', 900] }, 'only what was taken over')
+  const rewritten = await readFile(join(dir, 'live', own), 'utf8')
+  t.same(byPair(await replay(join(dir, 'live', own))), { '0/agr_1/searches': ['2', 2000], '0/agr_9/searches': ['9', 900] }, 'what was recorded during the send, and what was taken over')
+  t.same(decodeJournal(rewritten).lines, [{ t: 'A', e: [[0, 'agr_1', 'searches', 2_000_000, 2000], [0, 'agr_9', 'searches', 9_000_000, 900]] }],
+    'one line of what is pending: nothing of the pairs that left')
 })
 
 t.test('a journal taken over whose new owner died before deleting it is not replayed twice', async t => {
