@@ -571,6 +571,7 @@ t.test('a directory that cannot be used turns the journal off; one removed later
   t.same(await off.recover(), { pending: { entries: [], oldest: Infinity }, ambiguous: [] })
   await off.close()
   t.equal(off.stats().writeErrors, 0)
+  t.equal(entries.length, 1, 'closing a journal that never opened has nothing to remove, and logs nothing more')
 
   const gone = journal(t, join(dir, 'removed'))
   await gone.recover()
