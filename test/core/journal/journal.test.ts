@@ -573,11 +573,14 @@ t.test('a directory that cannot be used turns the journal off; one removed later
   t.equal(off.stats().writeErrors, 0)
   t.equal(entries.length, 1, 'closing a journal that never opened has nothing to remove, and logs nothing more')
 
-  const gone = journal(t, join(dir, 'removed'))
+  const removed = memoryLogger()
+  const gone = journal(t, join(dir, 'removed'), { logger: removed.logger })
   await gone.recover()
   await rm(join(dir, 'removed'), { recursive: true })
   await gone.recover()
   t.match(gone.stats(), { state: 'failing', writeErrors: 1, lastError: /^ENOENT/ })
+  await gone.close()
+  t.same(removed.entries.filter(entry => /could not be removed/.test(entry.msg!)), [], 'files already gone are not an error at close')
 })
 
 t.test('usage journaled before the journal opened is in its first write; close deletes the journal and its lock', async t => {
@@ -628,7 +631,7 @@ t.test('close never rejects: a file it cannot remove is logged', async t => {
   await rm(join(dir, lock))
   await mkdir(join(dir, lock, 'in-the-way'), { recursive: true })
   await closing.close()
-  t.match(entries, [{ level: 'error', msg: /journal files could not be removed at close/ }])
+  t.match(entries, [{ level: 'error', msg: /journal files could not be removed at close/, obj: { err: Error, dir } }], 'with the error and the directory')
 })
 
 t.test('options are validated and name the one at fault', async t => {
