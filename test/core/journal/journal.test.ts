@@ -473,6 +473,7 @@ for (const fsync of [true, false]) {
     const [own] = await journalFiles(dir)
     t.same(byPair(await replay(join(dir, own))), { '0/agr_1/searches': ['3', 2000] }, 'both on disk')
     t.same(await openIn(dir), [join(dir, own)], 'the journal alone is open: what a rewrite synced or wrote aside is closed')
+    t.equal(durable.stats().bytes, (await stat(join(dir, own))).size, 'stats() says the size of the journal on disk')
   })
 }
 
