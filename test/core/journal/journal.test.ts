@@ -555,6 +555,25 @@ t.test('while writes fail, new usage retries at most every retryMs', async t => 
   t.match(full.stats(), { state: 'failing', writeErrors: 1 })
 })
 
+t.test('while writes fail, new usage retries them once retryMs has passed since the last failure', async t => {
+  const { full } = await onFullDisk(t, { heartbeatMs: 60_000, staleMs: 60_000, retryMs: 0 })
+  t.match(full.stats(), { state: 'failing', writeErrors: 1 })
+  for (let i = 1; i <= 3; i++) {
+    full.append([entry('agr_1', 1, 2000 + i)])
+    await full.written()
+    t.equal(full.stats().writeErrors, 1 + i, `append ${i} retried the rewrite`)
+  }
+})
+
+t.test('once writes succeed again, new usage is written at once, whatever retryMs', async t => {
+  const { full, work, own, tmp, logged } = await onFullDisk(t, { heartbeatMs: 20, staleMs: 60_000, retryMs: 60_000 })
+  await unlink(tmp)
+  await logged(/journal writes succeed again/)
+  full.append([entry('agr_1', 5, 3000)])
+  await full.written()
+  t.same(byPair(await replay(join(work, own))), { '0/agr_1/searches': ['6', 3000], '0/agr_9/searches': ['9', 900] })
+})
+
 t.test('a directory that cannot be used turns the journal off; one removed later makes it fail: logged, counted, never thrown', async t => {
   const dir = t.testdir({ 'a-file': 'not a directory', removed: {} })
   const { logger, entries } = memoryLogger()
