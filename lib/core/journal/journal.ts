@@ -178,7 +178,6 @@ export class Journal implements UsageJournal {
     this.#queue.push(encodeLine(line))
     // A failing disk is retried at most every retryMs: a rewrite from memory is not cheap.
     if (this.#writeQueued || (this.#status === 'failing' && Date.now() < this.#retryAt)) return
-    // Stryker disable next-line BooleanLiteral: a write queued behind another finds the queue emptied and writes nothing: cost only
     this.#writeQueued = true
     void this.#enqueue(() => this.#write())
   }

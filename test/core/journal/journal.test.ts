@@ -555,13 +555,14 @@ t.test('while writes fail, new usage retries at most every retryMs', async t => 
   t.match(full.stats(), { state: 'failing', writeErrors: 1 })
 })
 
-t.test('while writes fail, new usage retries them once retryMs has passed since the last failure', async t => {
+t.test('while writes fail, new usage retries them once retryMs has passed since the last failure, one rewrite for the batches waiting', async t => {
   const { full } = await onFullDisk(t, { heartbeatMs: 60_000, staleMs: 60_000, retryMs: 0 })
   t.match(full.stats(), { state: 'failing', writeErrors: 1 })
   for (let i = 1; i <= 3; i++) {
     full.append([entry('agr_1', 1, 2000 + i)])
+    full.append([entry('agr_2', 1, 2000 + i)])
     await full.written()
-    t.equal(full.stats().writeErrors, 1 + i, `append ${i} retried the rewrite`)
+    t.equal(full.stats().writeErrors, 1 + i, `appends ${i} retried the rewrite, once`)
   }
 })
 
