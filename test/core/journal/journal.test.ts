@@ -470,6 +470,8 @@ for (const fsync of [true, false]) {
     durable.append([entry('agr_1', 2, 2000)])
     await durable.written()
     t.same(syncs, fsync ? { datasync: 3, sync: 1 } : { datasync: 0, sync: 0 }, 'another append')
+    await durable.recover()
+    t.same(syncs, fsync ? { datasync: 3, sync: 1 } : { datasync: 0, sync: 0 }, 'a scan for dead journals that finds none writes nothing')
     const [own] = await journalFiles(dir)
     t.same(byPair(await replay(join(dir, own))), { '0/agr_1/searches': ['3', 2000] }, 'both on disk')
     t.same(await openIn(dir), [join(dir, own)], 'the journal alone is open: what a rewrite synced or wrote aside is closed')
