@@ -542,6 +542,7 @@ t.test('a full disk: writes fail and are counted, usage stays in memory, and the
   // Room again; no new usage: the heartbeat retries.
   await unlink(tmp)
   await logged(/journal writes succeed again/)
+  t.match(entries.find(entry => /journal writes succeed again/.test(entry.msg!)), { level: 'warn', obj: { dir: work } }, 'logged with the directory')
   t.match(full.stats(), { state: 'open' })
   t.same(await journalFiles(work), [own], 'the journal taken over is deleted once this one holds it')
   t.same(byPair(await replay(join(work, own))), { '0/agr_1/searches': ['3', 2000], '0/agr_9/searches': ['9', 900] })
