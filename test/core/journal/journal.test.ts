@@ -559,7 +559,7 @@ t.test('while writes fail, new usage retries at most every retryMs', async t => 
 })
 
 t.test('while writes fail, new usage retries them once retryMs has passed since the last failure, one rewrite for the batches waiting', async t => {
-  const { full } = await onFullDisk(t, { heartbeatMs: 60_000, staleMs: 60_000, retryMs: 0 })
+  const { full, entries } = await onFullDisk(t, { heartbeatMs: 60_000, staleMs: 60_000, retryMs: 0 })
   t.match(full.stats(), { state: 'failing', writeErrors: 1 })
   for (let i = 1; i <= 3; i++) {
     full.append([entry('agr_1', 1, 2000 + i)])
@@ -567,6 +567,7 @@ t.test('while writes fail, new usage retries them once retryMs has passed since 
     await full.written()
     t.equal(full.stats().writeErrors, 1 + i, `appends ${i} retried the rewrite, once`)
   }
+  t.equal(entries.filter(entry => entry.level === 'error').length, 1, 'four failures, logged once while they last')
 })
 
 t.test('once writes succeed again, new usage is written at once, whatever retryMs', async t => {
