@@ -291,6 +291,20 @@ t.test('usage delivered or dropped stays so when the journal rewrites itself (he
     'one line of what is pending: nothing of the pairs that left')
 })
 
+t.test('a take-over is logged once, with what it found; an intact journal warns of no skipped lines, and a scan that finds nothing logs nothing', async t => {
+  const dir = t.testdir({ source: {}, work: {} })
+  const source = journal(t, join(dir, 'source'))
+  await source.recover()
+  source.append([entry('agr_1', 2, 1000), entry('agr_2', 0.5, 1000)])
+  await leaveAsDead(source, join(dir, 'source'), join(dir, 'work'))
+  const { logger, entries } = memoryLogger()
+  const survivor = journal(t, join(dir, 'work'), { logger })
+  await survivor.recover()
+  await survivor.recover()
+  t.match(entries, [{ level: 'warn', msg: /took over the journals of processes that died/, obj: { journals: 1, records: 2, units: '2.5', ambiguous: 0, dropped: 0 } }])
+  t.equal(entries.length, 1)
+})
+
 t.test('a journal taken over whose new owner died before deleting it is not replayed twice', async t => {
   const dir = t.testdir({ first: {}, kept: {}, second: {}, last: {} })
   const first = journal(t, join(dir, 'first'))
