@@ -411,6 +411,14 @@ t.test('a lock whose process belongs to another user is respected: that process 
   t.same((await readdir(work)).sort(), [`${owner}.journal`, `${owner}.lock`], 'its files untouched')
 })
 
+t.test('a journal left open does not keep its process alive: the heartbeat timer is unref\'d', async t => {
+  const child = startChild(t, 'recover.ts', [t.testdir(), 'open'])
+  t.same((await child.next('recovered')).recovered, [])
+  // A deadline for the exit: a process held open by its heartbeat fails here instead of hanging.
+  const deadline = new Promise<string>(resolve => { setTimeout(() => resolve('still running after 10 s'), 10_000).unref() })
+  t.equal(await Promise.race([child.exited, deadline]), 0, 'it exited on its own')
+})
+
 t.test('a live process whose heartbeat stopped is taken over, and stops journaling when its next heartbeat finds out', async t => {
   const dir = t.testdir()
   const { logger, logged } = watchedLogger()
