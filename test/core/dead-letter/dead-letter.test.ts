@@ -144,17 +144,17 @@ t.test('what a replay wrote is read back: records Kinde accepted are no longer p
   await appendDeadLetter(dir, 'a.deadletter', [
     { ...record, id: 'one', reason: 'shutdown' },
     { ...record, id: 'two', reason: 'shutdown' },
-    { ...record, id: 'three', reason: 'ambiguous', error: { status: 500 } }
+    { ...record, id: 'three', reason: 'ambiguous', error: { status: 500, message: 'Kinde answered 500' } }
   ])
   // Two replays: the later one wrote to the file read first.
-  await appendDeadLetter(dir, 'b.deadletter', [{ t: 'F', ids: ['two'], reason: 'rejected', error: { status: 400, body: { errors: [{ code: 'FEATURE_NOT_FOUND' }] } }, time: '2026-01-03T00:00:00.000Z' }])
+  await appendDeadLetter(dir, 'b.deadletter', [{ t: 'F', ids: ['two'], reason: 'rejected', error: { status: 400, message: 'Kinde answered 400', body: { errors: [{ code: 'FEATURE_NOT_FOUND' }] } }, time: '2026-01-03T00:00:00.000Z' }])
   await appendDeadLetter(dir, 'c.deadletter', [
     { t: 'F', ids: ['two', 'three'], reason: 'ambiguous', time: '2026-01-02T00:00:00.000Z' },
     { t: 'M', ids: ['one'], time: '2026-01-02T00:00:00.000Z' }
   ])
   const contents = await readDeadLetter(dir)
   t.same(contents.records.map(({ id, reason, error }) => ({ id, reason, error })), [
-    { id: 'two', reason: 'rejected', error: { status: 400, body: { errors: [{ code: 'FEATURE_NOT_FOUND' }] } } },
+    { id: 'two', reason: 'rejected', error: { status: 400, message: 'Kinde answered 400', body: { errors: [{ code: 'FEATURE_NOT_FOUND' }] } } },
     { id: 'three', reason: 'ambiguous', error: undefined }
   ])
   t.equal(contents.replayed, 1)
