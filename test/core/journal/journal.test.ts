@@ -580,6 +580,16 @@ t.test('while writes fail, new usage retries at most every retryMs', async t => 
   t.match(full.stats(), { state: 'failing', writeErrors: 1 })
 })
 
+t.test('a journal claimed but not yet absorbed (the disk was full) is found by the next process if the claimer dies', async t => {
+  const { work } = await onFullDisk(t, { heartbeatMs: 60_000, staleMs: 60_000, retryMs: 60_000 })
+  // What the failing process leaves if it is killed now: its journals, without its lock.
+  const next = join(work, '..', 'next')
+  await mkdir(next)
+  for (const name of await journalFiles(work)) await copyFile(join(work, name), join(next, name))
+  const recovery = await journal(t, next).recover()
+  t.same(byPair(recovery.pending.entries), { '0/agr_1/searches': ['1', 1000], '0/agr_9/searches': ['9', 900] }, 'its own usage, and what it had claimed')
+})
+
 t.test('while writes fail, new usage retries them once retryMs has passed since the last failure, one rewrite for the batches waiting', async t => {
   const { full, entries } = await onFullDisk(t, { heartbeatMs: 60_000, staleMs: 60_000, retryMs: 0 })
   t.match(full.stats(), { state: 'failing', writeErrors: 1 })
