@@ -421,7 +421,7 @@ t.test('a journal left open does not keep its process alive: the heartbeat timer
 
 t.test('a live process whose heartbeat stopped is taken over, and stops journaling when its next heartbeat finds out', async t => {
   const dir = t.testdir()
-  const { logger, logged } = watchedLogger()
+  const { logger, entries, logged } = watchedLogger()
   const stuck = journal(t, dir, { logger, timing: { heartbeatMs: 30, staleMs: 60_000, retryMs: 1000 } })
   await stuck.recover()
   stuck.append([entry('agr_1', 2, 1000)])
@@ -435,6 +435,11 @@ t.test('a live process whose heartbeat stopped is taken over, and stops journali
   const recovery = await impatient.recover()
   t.same(byPair(recovery.pending.entries), { '0/agr_1/searches': ['2', 1000] })
   await logged(/lost its journal lock/)
+  t.match(entries.find(entry => /lost its journal lock/.test(entry.msg!)), {
+    level: 'error',
+    msg: /journaling stops, usage is still delivered, and what both hold may be delivered twice/,
+    obj: { err: { code: 'ENOENT' }, dir }
+  }, 'logged with what it means, the error and the directory')
   t.match(stuck.stats(), { state: 'off', lastError: /^ENOENT/ })
   stuck.append([entry('agr_1', 1, 2000)])
   await stuck.settle(taking(stuck, []).id)
