@@ -1,6 +1,6 @@
 /**
  * A process that opens a journal on a directory, takes over what dead processes left there,
- * prints `{ "recovered": [[kind, id, feature, micros, at], …] }` and closes it.
+ * prints `{ "recovered": [[kind, id, feature, micros, at], …] }` and closes it (unless told `open`).
  *
  * Usage: `node --import tsx test/core/journal/recover.ts <dir> [open]`; the journal tests run it
  * as another user, to see how a journal judges the locks of processes it may not signal, and with
