@@ -24,10 +24,14 @@ export interface Child {
   exited: Promise<number | null>
 }
 
-/** Runs `test/core/journal/<script>` with `args`, and `env` added to the environment. */
-export function startChild (t: Test, script: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
+/** Runs `test/core/journal/<script>` with `args`, `env` added to the environment, as user `uid` (this process's without). */
+export function startChild (t: Test, script: string, args: string[], env: NodeJS.ProcessEnv = {}, uid?: number): Child {
   const path = fileURLToPath(new URL(script, import.meta.url))
-  const child = spawn(process.execPath, ['--import', 'tsx', path, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...plainEnv(), ...env } })
+  const node = [process.execPath, '--import', 'tsx', path, ...args]
+  // tap's process tracking puts itself back in NODE_OPTIONS, and another user may not write its
+  // files: `env` takes it out of that child's environment.
+  const [command, ...argv] = uid === undefined ? node : ['env', '-u', 'NODE_OPTIONS', ...node]
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...plainEnv(), ...env }, uid })
   const lines: any[] = []
   const inbox: any[] = []
   const waiting: Array<{ field: string, resolve: (line: any) => void, reject: (error: Error) => void }> = []

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
-import { copyFile, mkdir, open, readdir, readFile, rm, stat, symlink, unlink, utimes, watch, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, open, readdir, readFile, readlink, rm, stat, symlink, unlink, utimes, watch, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { crc32 } from 'node:zlib'
 import { join } from 'node:path'
@@ -192,6 +192,119 @@ t.test('lines cut short by the crash or damaged on disk are skipped with a warni
   t.match(entries.find(entry => entry.level === 'warn' && /skipped/.test(entry.msg!)), { obj: { file: '1-0000dead.journal', skipped: 7 } })
 })
 
+t.test('where damaged lines left less than a later line takes or delivers, a take-over finds what is left, never a negative or larger amount', async t => {
+  const dir = t.testdir({ source: {}, work: {} })
+  const source = journal(t, join(dir, 'source'))
+  await source.recover()
+  for (const [id, units] of [['agr_5', 2], ['agr_5', 3], ['agr_6', 1], ['agr_6', 3]] as const) {
+    source.append([entry(id, units, 1000)])
+    await source.written()
+  }
+  // A flush sends both pairs whole; Kinde accepts agr_5; the process dies while agr_6 is in flight.
+  const taken = taking(source, [entry('agr_5', 5, 1000), entry('agr_6', 4, 1000)])
+  await source.sending(taken.id, keysAt(taken))
+  source.delivered(taken.id, keysAt(taken, 0))
+  await leaveAsDead(source, join(dir, 'source'), join(dir, 'work'), '1-0000dead')
+  const path = join(dir, 'work', '1-0000dead.journal')
+  const lines = (await readFile(path, 'utf8')).split('\n')
+  t.equal(lines.length, 8, 'a header, four batches, a send, a delivery, and the final newline')
+  // The second batch of each pair, damaged on disk: 2 of agr_5's 5 and 1 of agr_6's 4 are left.
+  lines[2] = lines[2].replace('agr_5', 'agr_9')
+  lines[4] = lines[4].replace('agr_6', 'agr_9')
+  await writeFile(path, lines.join('\n'))
+
+  const survivor = journal(t, join(dir, 'work'), { drop: true })
+  const recovery = await survivor.recover()
+  t.same(recovery.pending.entries, [], 'agr_5 delivered whole, agr_6 in flight whole: nothing left to send')
+  t.same(byPair(recovery.ambiguous.map(item => item.entry)), { '0/agr_6/searches': ['1', 1000] }, 'in flight: what was left of agr_6, not the 4 sent')
+  t.match(survivor.stats().recovered, { ambiguous: { records: 1, units: '1' }, skippedLines: 2 })
+})
+
+t.test('a level set in the millisecond of the one being sent stays pending once that one is delivered', async t => {
+  const dir = t.testdir()
+  const levels = journal(t, dir)
+  await levels.recover()
+  const seats = (units: number): UsageEntry => ({ ...entry('agr_1', units, 1000, 'seats'), absolute: true })
+  levels.append([seats(4)])
+  const take = taking(levels, [seats(4)])
+  await levels.sending(take.id, keysAt(take))
+  levels.append([seats(7)])
+  levels.delivered(take.id, keysAt(take))
+  await levels.settle(take.id)
+  const [own] = await journalFiles(dir)
+  t.same(await replay(join(dir, own)), [seats(7)], 'the later level, still to send')
+})
+
+t.test('usage taken over into a journal keeps the pair\'s latest time when it is older than what the journal holds', async t => {
+  const dir = t.testdir({ source: {}, live: {} })
+  const source = journal(t, join(dir, 'source'))
+  await source.recover()
+  source.append([entry('agr_1', 2, 1000)])
+  const live = journal(t, join(dir, 'live'))
+  await live.recover()
+  live.append([entry('agr_1', 3, 5000)])
+  await live.written()
+  await leaveAsDead(source, join(dir, 'source'), join(dir, 'live'))
+  await live.recover()
+  const [own] = await journalFiles(join(dir, 'live'))
+  t.same(byPair(await replay(join(dir, 'live', own))), { '0/agr_1/searches': ['5', 5000] }, 'summed, at the later time')
+})
+
+t.test('a level set again to the same value while the first is being sent stays pending once that one is delivered (the next period needs it)', async t => {
+  const dir = t.testdir()
+  const levels = journal(t, dir)
+  await levels.recover()
+  const seats = (at: number): UsageEntry => ({ ...entry('agr_1', 4, at, 'seats'), absolute: true })
+  levels.append([seats(1000)])
+  const take = taking(levels, [seats(1000)])
+  await levels.sending(take.id, keysAt(take))
+  levels.append([seats(2000)])
+  levels.delivered(take.id, keysAt(take))
+  await levels.settle(take.id)
+  const [own] = await journalFiles(dir)
+  t.same(await replay(join(dir, own)), [seats(2000)], 'the later one, still to send')
+})
+
+t.test('usage delivered or dropped stays so when the journal rewrites itself (here, to take over a dead process\'s journal)', async t => {
+  const dir = t.testdir({ source: {}, live: {} })
+  const source = journal(t, join(dir, 'source'))
+  await source.recover()
+  source.append([entry('agr_9', 9, 900)])
+  const live = journal(t, join(dir, 'live'))
+  await live.recover()
+  const seats: UsageEntry = { ...entry('agr_1', 4, 1000, 'seats'), absolute: true }
+  const sent = [entry('agr_1', 3, 1000), seats, entry('agr_2', 2, 1000), { ...seats, id: 'agr_2' }]
+  live.append(sent)
+  const take = taking(live, sent)
+  await live.sending(take.id, keysAt(take))
+  live.append([entry('agr_1', 2, 2000)]) // recorded during the send
+  // Kinde accepts agr_1's usage and level; agr_2's are rejected and dead-lettered.
+  live.delivered(take.id, keysAt(take, 0, 1))
+  live.dropped(take.id, keysAt(take, 2, 3))
+  await live.settle(take.id)
+  await leaveAsDead(source, join(dir, 'source'), join(dir, 'live'))
+  await live.recover()
+  const [own] = await journalFiles(join(dir, 'live'))
+  const rewritten = await readFile(join(dir, 'live', own), 'utf8')
+  t.same(byPair(await replay(join(dir, 'live', own))), { '0/agr_1/searches': ['2', 2000], '0/agr_9/searches': ['9', 900] }, 'what was recorded during the send, and what was taken over')
+  t.same(decodeJournal(rewritten).lines, [{ t: 'A', e: [[0, 'agr_1', 'searches', 2_000_000, 2000], [0, 'agr_9', 'searches', 9_000_000, 900]] }],
+    'one line of what is pending: nothing of the pairs that left')
+})
+
+t.test('a take-over is logged once, with what it found; an intact journal warns of no skipped lines, and a scan that finds nothing logs nothing', async t => {
+  const dir = t.testdir({ source: {}, work: {} })
+  const source = journal(t, join(dir, 'source'))
+  await source.recover()
+  source.append([entry('agr_1', 2, 1000), entry('agr_2', 0.5, 1000)])
+  await leaveAsDead(source, join(dir, 'source'), join(dir, 'work'))
+  const { logger, entries } = memoryLogger()
+  const survivor = journal(t, join(dir, 'work'), { logger })
+  await survivor.recover()
+  await survivor.recover()
+  t.match(entries, [{ level: 'warn', msg: /took over the journals of processes that died/, obj: { journals: 1, records: 2, units: '2.5', ambiguous: 0, dropped: 0 } }])
+  t.equal(entries.length, 1)
+})
+
 t.test('a journal taken over whose new owner died before deleting it is not replayed twice', async t => {
   const dir = t.testdir({ first: {}, kept: {}, second: {}, last: {} })
   const first = journal(t, join(dir, 'first'))
@@ -227,7 +340,7 @@ t.test('two live processes never take over each other\'s journal; once one dies,
   t.same((await second.recover()).pending.entries, [])
 })
 
-t.test('locks: a heartbeat from another host is respected until it is stale; no lock, or this pid under another id, is a dead owner', async t => {
+t.test('locks: a heartbeat from another host, or a lock this version cannot read, is respected until it is stale; no lock, or this pid under another id, is a dead owner', async t => {
   const dir = t.testdir({ source: {}, work: { 'notes.txt': 'not a journal: left alone' } })
   const source = journal(t, join(dir, 'source'))
   await source.recover()
@@ -243,8 +356,11 @@ t.test('locks: a heartbeat from another host is respected until it is stale; no 
   const unreadable = '2-0000000b'
   const previousLife = '3-0000000c'
   const lockless = '4-0000000d'
-  await leave(elsewhere, { pid: 1, host: 'another-host', id: elsewhere })
+  const pidNotANumber = '5-0000000e'
+  // No process here has that pid: it says nothing of a process on another host.
+  await leave(elsewhere, { pid: deadPid, host: 'another-host', id: elsewhere })
   await leave(unreadable, 'not json')
+  await leave(pidNotANumber, { pid: String(deadPid), host: hostname(), id: pidNotANumber })
   await leave(previousLife, { pid: process.pid, host: hostname(), id: previousLife })
   await leave(lockless, undefined)
 
@@ -256,14 +372,56 @@ t.test('locks: a heartbeat from another host is respected until it is stale; no 
   const longAgo = new Date(Date.now() - 120_000)
   await utimes(join(work, `${elsewhere}.lock`), longAgo, longAgo)
   await utimes(join(work, `${unreadable}.lock`), longAgo, longAgo)
+  await utimes(join(work, `${pidNotANumber}.lock`), longAgo, longAgo)
   const second = await survivor.recover()
-  t.same(byPair(second.pending.entries), { '0/agr_1/searches': ['2', 1000] }, 'both stale locks are taken over')
+  t.same(byPair(second.pending.entries), { '0/agr_1/searches': ['3', 1000] }, 'the three stale locks are taken over')
   t.same((await readdir(work)).filter(name => !name.startsWith(String(process.pid))), ['notes.txt'], 'only the survivor\'s files, and the stranger')
+})
+
+t.test('files that only resemble a journal\'s name (a copy kept by hand, a backup) are left alone, never replayed', async t => {
+  const dir = t.testdir({ source: {}, work: {} })
+  const source = journal(t, join(dir, 'source'))
+  await source.recover()
+  source.append([entry('agr_1', 1, 1000)])
+  const work = join(dir, 'work')
+  // A journal its dead owner left, and two copies of it under names no journal is given.
+  await leaveAsDead(source, join(dir, 'source'), work)
+  const [left] = await journalFiles(work)
+  const strangers = [`saved-${left}`, `${left}.bak`]
+  for (const name of strangers) await copyFile(join(work, left), join(work, name))
+
+  const recovery = await journal(t, work).recover()
+  t.same(byPair(recovery.pending.entries), { '0/agr_1/searches': ['1', 1000] }, 'the dead owner\'s journal, once')
+  t.same((await readdir(work)).filter(name => !name.startsWith(`${process.pid}-`)).sort(), strangers.sort(), 'the copies untouched')
+})
+
+t.test('a lock whose process belongs to another user is respected: that process is alive, though it may not be signalled', async t => {
+  const dir = t.testdir({ source: {}, work: {} })
+  const source = journal(t, join(dir, 'source'))
+  await source.recover()
+  source.append([entry('agr_1', 1, 1000)])
+  const work = join(dir, 'work')
+  // pid 1 is root's: signalling it from another user fails with EPERM. Run as root, the journal runs as nobody.
+  const owner = '1-0000000f'
+  await leaveAsDead(source, join(dir, 'source'), work, owner)
+  await writeFile(join(work, `${owner}.lock`), JSON.stringify({ pid: 1, host: hostname(), id: owner }))
+  for (const path of [work, ...(await readdir(work)).map(name => join(work, name))]) await chmod(path, 0o777)
+  const other = startChild(t, 'recover.ts', [work], {}, process.getuid?.() === 0 ? 65534 : undefined)
+  t.same((await other.next('recovered')).recovered, [], 'nothing taken over')
+  t.same((await readdir(work)).sort(), [`${owner}.journal`, `${owner}.lock`], 'its files untouched')
+})
+
+t.test('a journal left open does not keep its process alive: the heartbeat timer is unref\'d', async t => {
+  const child = startChild(t, 'recover.ts', [t.testdir(), 'open'])
+  t.same((await child.next('recovered')).recovered, [])
+  // A deadline for the exit: a process held open by its heartbeat fails here instead of hanging.
+  const deadline = new Promise<string>(resolve => { setTimeout(() => resolve('still running after 10 s'), 10_000).unref() })
+  t.equal(await Promise.race([child.exited, deadline]), 0, 'it exited on its own')
 })
 
 t.test('a live process whose heartbeat stopped is taken over, and stops journaling when its next heartbeat finds out', async t => {
   const dir = t.testdir()
-  const { logger, logged } = watchedLogger()
+  const { logger, entries, logged } = watchedLogger()
   const stuck = journal(t, dir, { logger, timing: { heartbeatMs: 30, staleMs: 60_000, retryMs: 1000 } })
   await stuck.recover()
   stuck.append([entry('agr_1', 2, 1000)])
@@ -277,6 +435,11 @@ t.test('a live process whose heartbeat stopped is taken over, and stops journali
   const recovery = await impatient.recover()
   t.same(byPair(recovery.pending.entries), { '0/agr_1/searches': ['2', 1000] })
   await logged(/lost its journal lock/)
+  t.match(entries.find(entry => /lost its journal lock/.test(entry.msg!)), {
+    level: 'error',
+    msg: /journaling stops, usage is still delivered, and what both hold may be delivered twice/,
+    obj: { err: { code: 'ENOENT' }, dir }
+  }, 'logged with what it means, the error and the directory')
   t.match(stuck.stats(), { state: 'off', lastError: /^ENOENT/ })
   stuck.append([entry('agr_1', 1, 2000)])
   await stuck.settle(taking(stuck, []).id)
@@ -314,6 +477,12 @@ async function watchSyncs (t: Test): Promise<{ datasync: number, sync: number }>
   return counts
 }
 
+/** The paths in or of `dir` this process holds a descriptor open on (Linux: /proc/self/fd). */
+async function openIn (dir: string): Promise<string[]> {
+  const targets = await Promise.all((await readdir('/proc/self/fd')).map(fd => readlink(join('/proc/self/fd', fd)).catch(() => '')))
+  return targets.filter(target => target === dir || target.startsWith(`${dir}/`))
+}
+
 for (const fsync of [true, false]) {
   t.test(`fsync: ${fsync}: ${fsync ? 'each write, each rewrite and its rename are synced before written() resolves' : 'nothing is synced'}`, async t => {
     const dir = t.testdir()
@@ -328,7 +497,12 @@ for (const fsync of [true, false]) {
     durable.append([entry('agr_1', 2, 2000)])
     await durable.written()
     t.same(syncs, fsync ? { datasync: 3, sync: 1 } : { datasync: 0, sync: 0 }, 'another append')
-    t.same(byPair(await replay(join(dir, (await journalFiles(dir))[0]))), { '0/agr_1/searches': ['3', 2000] }, 'both on disk')
+    await durable.recover()
+    t.same(syncs, fsync ? { datasync: 3, sync: 1 } : { datasync: 0, sync: 0 }, 'a scan for dead journals that finds none writes nothing')
+    const [own] = await journalFiles(dir)
+    t.same(byPair(await replay(join(dir, own))), { '0/agr_1/searches': ['3', 2000] }, 'both on disk')
+    t.same(await openIn(dir), [join(dir, own)], 'the journal alone is open: what a rewrite synced or wrote aside is closed')
+    t.equal(durable.stats().bytes, (await stat(join(dir, own))).size, 'stats() says the size of the journal on disk')
   })
 }
 
@@ -395,6 +569,7 @@ t.test('a full disk: writes fail and are counted, usage stays in memory, and the
   // Room again; no new usage: the heartbeat retries.
   await unlink(tmp)
   await logged(/journal writes succeed again/)
+  t.match(entries.find(entry => /journal writes succeed again/.test(entry.msg!)), { level: 'warn', obj: { dir: work } }, 'logged with the directory')
   t.match(full.stats(), { state: 'open' })
   t.same(await journalFiles(work), [own], 'the journal taken over is deleted once this one holds it')
   t.same(byPair(await replay(join(work, own))), { '0/agr_1/searches': ['3', 2000], '0/agr_9/searches': ['9', 900] })
@@ -408,6 +583,37 @@ t.test('while writes fail, new usage retries at most every retryMs', async t => 
     await full.written()
   }
   t.match(full.stats(), { state: 'failing', writeErrors: 1 })
+})
+
+t.test('a journal claimed but not yet absorbed (the disk was full) is found by the next process if the claimer dies', async t => {
+  const { work } = await onFullDisk(t, { heartbeatMs: 60_000, staleMs: 60_000, retryMs: 60_000 })
+  // What the failing process leaves if it is killed now: its journals, without its lock.
+  const next = join(work, '..', 'next')
+  await mkdir(next)
+  for (const name of await journalFiles(work)) await copyFile(join(work, name), join(next, name))
+  const recovery = await journal(t, next).recover()
+  t.same(byPair(recovery.pending.entries), { '0/agr_1/searches': ['1', 1000], '0/agr_9/searches': ['9', 900] }, 'its own usage, and what it had claimed')
+})
+
+t.test('while writes fail, new usage retries them once retryMs has passed since the last failure, one rewrite for the batches waiting', async t => {
+  const { full, entries } = await onFullDisk(t, { heartbeatMs: 60_000, staleMs: 60_000, retryMs: 0 })
+  t.match(full.stats(), { state: 'failing', writeErrors: 1 })
+  for (let i = 1; i <= 3; i++) {
+    full.append([entry('agr_1', 1, 2000 + i)])
+    full.append([entry('agr_2', 1, 2000 + i)])
+    await full.written()
+    t.equal(full.stats().writeErrors, 1 + i, `appends ${i} retried the rewrite, once`)
+  }
+  t.equal(entries.filter(entry => entry.level === 'error').length, 1, 'four failures, logged once while they last')
+})
+
+t.test('once writes succeed again, new usage is written at once, whatever retryMs', async t => {
+  const { full, work, own, tmp, logged } = await onFullDisk(t, { heartbeatMs: 20, staleMs: 60_000, retryMs: 60_000 })
+  await unlink(tmp)
+  await logged(/journal writes succeed again/)
+  full.append([entry('agr_1', 5, 3000)])
+  await full.written()
+  t.same(byPair(await replay(join(work, own))), { '0/agr_1/searches': ['6', 3000], '0/agr_9/searches': ['9', 900] })
 })
 
 t.test('a directory that cannot be used turns the journal off; one removed later makes it fail: logged, counted, never thrown', async t => {
@@ -427,12 +633,16 @@ t.test('a directory that cannot be used turns the journal off; one removed later
   t.same(await off.recover(), { pending: { entries: [], oldest: Infinity }, ambiguous: [] })
   await off.close()
   t.equal(off.stats().writeErrors, 0)
+  t.equal(entries.length, 1, 'closing a journal that never opened has nothing to remove, and logs nothing more')
 
-  const gone = journal(t, join(dir, 'removed'))
+  const removed = memoryLogger()
+  const gone = journal(t, join(dir, 'removed'), { logger: removed.logger })
   await gone.recover()
   await rm(join(dir, 'removed'), { recursive: true })
   await gone.recover()
   t.match(gone.stats(), { state: 'failing', writeErrors: 1, lastError: /^ENOENT/ })
+  await gone.close()
+  t.same(removed.entries.filter(entry => /could not be removed/.test(entry.msg!)), [], 'files already gone are not an error at close')
 })
 
 t.test('usage journaled before the journal opened is in its first write; close deletes the journal and its lock', async t => {
@@ -483,7 +693,7 @@ t.test('close never rejects: a file it cannot remove is logged', async t => {
   await rm(join(dir, lock))
   await mkdir(join(dir, lock, 'in-the-way'), { recursive: true })
   await closing.close()
-  t.match(entries, [{ level: 'error', msg: /journal files could not be removed at close/ }])
+  t.match(entries, [{ level: 'error', msg: /journal files could not be removed at close/, obj: { err: Error, dir } }], 'with the error and the directory')
 })
 
 t.test('options are validated and name the one at fault', async t => {
