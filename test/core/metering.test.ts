@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { MemoryStore, RefKind, type DroppedRecord, type StoreContext } from '../../lib/index.js'
-import { coreOn, emulator, memoryLogger } from '../fixtures.js'
+import { coreOn, emulator, flushWatch, memoryLogger } from '../fixtures.js'
 
 /** A store of one's own that keeps the context the core lends it, as a shared store does to report what it cannot deliver. */
 class ReportingStore extends MemoryStore {
@@ -46,20 +46,6 @@ t.test('usage a store reports it will not deliver is counted, logged and handed 
   t.match(entries.filter(entry => entry.level === 'warn'), [{ obj: { reason: 'ambiguous', count: 2, units: '1.5' }, msg: 'kinde-metering: 2 usage record(s) dropped (ambiguous)' }])
   t.equal(kinde.records.length, 0, 'nothing sent')
 })
-
-/** A logger whose `flushed` resolves with the outcome of the next flush, or rejects after `ms`. */
-function flushWatch (ms = 5_000): { logger: any, flushed: () => Promise<any> } {
-  const { logger } = memoryLogger()
-  let waiting: ((outcome: any) => void) | undefined
-  logger.debug = (obj: any, msg?: string) => { if (msg === 'kinde-metering: flush') waiting?.(obj) }
-  return {
-    logger,
-    flushed: async () => await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no flush within ${ms} ms`)), ms)
-      waiting = outcome => { clearTimeout(timer); waiting = undefined; resolve(outcome) }
-    })
-  }
-}
 
 t.test('a set() that fills maxPendingPairs starts an early flush on its own, after the call, and frees room', async t => {
   const kinde = await emulator(t)

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { DroppedRecord, DropReason } from '../../../lib/index.js'
 import { MemoryStore } from '../../../lib/core/store/usage-store.js'
-import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
+import { coreOn, emulator, flushWatch, memoryLogger } from '../../fixtures.js'
 
 type Drop = { records: DroppedRecord[], reason: DropReason }
 
@@ -233,20 +233,6 @@ t.test('a Kinde outage of several flushes, then recovery: everything delivered, 
   for (let i = 1; i <= 3; i++) t.equal(kinde.usage(`agr_${i}`, 'searches'), '2')
   t.equal(core.stats().oldestPendingAgeMs, 0)
 })
-
-/** A logger whose `flushed` resolves with the outcome of the next flush, or rejects after `ms`. */
-function flushWatch (ms = 5_000): { logger: any, flushed: () => Promise<any> } {
-  const { logger } = memoryLogger()
-  let waiting: ((outcome: any) => void) | undefined
-  logger.debug = (obj: any, msg?: string) => { if (msg === 'kinde-metering: flush') waiting?.(obj) }
-  return {
-    logger,
-    flushed: async () => await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no flush within ${ms} ms`)), ms)
-      waiting = outcome => { clearTimeout(timer); waiting = undefined; resolve(outcome) }
-    })
-  }
-}
 
 t.test('at maxPendingPairs an early flush starts on its own, after the request, and frees room', async t => {
   const kinde = await emulator(t, { customers: 5 })

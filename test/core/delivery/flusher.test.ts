@@ -3,26 +3,7 @@
  * info line a flush that did something logs.
  */
 import t from 'tap'
-import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
-
-/** A logger that keeps every entry and whose `flushed` resolves with the next flush's outcome, or rejects after `ms`. */
-function flushWatch (ms = 5_000): { entries: ReturnType<typeof memoryLogger>['entries'], logger: any, flushed: () => Promise<any> } {
-  const { entries, logger } = memoryLogger()
-  let waiting: ((outcome: any) => void) | undefined
-  const debug = logger.debug
-  logger.debug = (obj: any, msg?: string) => {
-    debug(obj, msg)
-    if (msg === 'kinde-metering: flush') waiting?.(obj)
-  }
-  return {
-    entries,
-    logger,
-    flushed: async () => await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no flush within ${ms} ms`)), ms)
-      waiting = outcome => { clearTimeout(timer); waiting = undefined; resolve(outcome) }
-    })
-  }
-}
+import { coreOn, emulator, flushWatch, memoryLogger } from '../../fixtures.js'
 
 t.test('the interval flushes again after each flush, not once', async t => {
   const kinde = await emulator(t)
