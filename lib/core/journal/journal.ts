@@ -1,16 +1,13 @@
 // lib/core/journal/: pending usage kept on disk, so a killed process loses none.
 /**
- * The usage journal (option `journal`): an append-only file per process, so usage recorded and
- * not yet delivered survives the process being killed, and is delivered by the next process that
- * starts on the same directory.
+ * The usage journal (option `journal`): an append-only file per process, so usage recorded and not yet delivered
+ * survives the process being killed, and is delivered by the next process that starts on the same directory.
  *
- * Nothing here runs on the request path: the core hands the journal each batch it drains from
- * the recorder (every `syncInterval`), each take a flush opens, then by key what it sends, what
- * Kinde accepted, what was dropped, and the take's end; the journal updates its picture of what
- * is pending at once and writes lines in the background, what arrives during a write going into
- * the next one.
- * Every file operation runs in one queue, so lines, rewrites and take-overs never interleave. A
- * failing disk is logged and counted; metering carries on in memory.
+ * Nothing here runs on the request path: the core hands the journal each batch it drains from the recorder (every
+ * `syncInterval`), each take a flush opens, then by key what it sends, what Kinde accepted, what was dropped, and
+ * the take's end; the journal updates its picture of what is pending at once and writes lines in the background,
+ * what arrives during a write going into the next one. Every file operation runs in one queue, so lines, rewrites
+ * and take-overs never interleave. A failing disk is logged and counted; metering carries on in memory.
  */
 import { mkdir, open, rename, rm, utimes, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -65,10 +62,7 @@ export class Journal implements UsageJournal {
   #lastError: string | null = null
   readonly #takeOvers: TakeOvers
 
-  /**
-   * @param dropAmbiguous true under `ambiguous: 'drop'`: usage a dead process had in flight is
-   *   reported dropped instead of sent again.
-   */
+  /** @param dropAmbiguous true under `ambiguous: 'drop'`: usage a dead process had in flight is reported dropped, not sent again. */
   constructor (config: JournalConfig, dropAmbiguous: boolean, logger: Logger, timing: JournalTiming = DEFAULT_TIMING) {
     this.#config = config
     this.#takeOvers = new TakeOvers(dropAmbiguous, logger)
