@@ -85,3 +85,14 @@ export function flushWatch (ms = 5_000): { entries: ReturnType<typeof memoryLogg
     })
   }
 }
+
+/** Runs `set` with the clock read as `at`: a value set at a chosen time. */
+export function setAt (at: number, set: () => void): void {
+  const now = Date.now
+  Date.now = () => at
+  try {
+    set()
+  } finally {
+    Date.now = now
+  }
+}

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { coreOn, emulator, memoryLogger } from '../../fixtures.js'
+import { coreOn, emulator, memoryLogger, setAt } from '../../fixtures.js'
 
 /** Returns once the clock has moved on by at least a millisecond (bounded: a millisecond of spinning). */
 function nextMillisecond (): number {
@@ -48,14 +48,3 @@ t.test('levels of one agreement set through two references: the later one is sen
     })
   }
 })
-
-/** Runs `set` with the clock read as `at`: a value set at a chosen time. */
-function setAt (at: number, set: () => void): void {
-  const now = Date.now
-  Date.now = () => at
-  try {
-    set()
-  } finally {
-    Date.now = now
-  }
-}

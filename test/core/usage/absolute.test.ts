@@ -11,7 +11,7 @@ import { keysOf } from '../../../lib/core/store/take.js'
 import { RefKind, type UsageEntry } from '../../../lib/core/usage/types.js'
 import { kindeMetering as expressMetering } from '../../../lib/express.js'
 import type { DroppedRecord } from '../../../lib/index.js'
-import { coreOn, emulator, meteredApp, memoryLogger } from '../../fixtures.js'
+import { coreOn, emulator, meteredApp, memoryLogger, setAt } from '../../fixtures.js'
 import { deadJournal } from '../journal/children.js'
 
 const seats = (id: string, micros: number, at: number, extra: Partial<UsageEntry> = {}): UsageEntry =>
@@ -82,17 +82,6 @@ t.test('set() refuses what record() refuses: bad values, bad customers, after cl
   t.equal(core.stats().refused.afterClose, 1)
   t.equal(kinde.calls.meter_usage ?? 0, 0)
 })
-
-/** Calls `set` with the clock reading `at`: values set at distinct, known times. */
-function setAt (at: number, set: () => void): void {
-  const now = Date.now
-  Date.now = () => at
-  try {
-    set()
-  } finally {
-    Date.now = now
-  }
-}
 
 t.test('values of references resolving to one agreement: the latest is the level', async t => {
   const kinde = await emulator(t, { users: [{ id: 'kp_1', customerId: 'cus_1' }], organizations: [{ code: 'org_1', customerId: 'cus_1' }] })
