@@ -20,7 +20,7 @@ export default {
       'test/{adapters,doctor,testing}/**/*.test.ts',
       'test/core/**/!(errors-brand|journal-crash|absolute-journal-crash|fault-shutdown|fault-suite).test.ts'
     ],
-    nodeArgs: ['--import', 'tsx', '-r', '{{hookFile}}', '{{testFile}}'],
+    nodeArgs: ['--import', 'tsx', '-r', './scripts/mutation-sandbox.cjs', '-r', '{{hookFile}}', '{{testFile}}'],
     forceBail: true
   },
   mutate: ['lib/core/**/*.ts'],
