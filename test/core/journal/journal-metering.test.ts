@@ -43,7 +43,8 @@ async function leaveAsDead (from: string, to: string): Promise<void> {
 
 /**
  * A Kinde on loopback that holds each meter usage request until the test answers it (tokens are
- * answered at once): a send caught in flight. `next()` resolves once the next one has arrived.
+ * answered at once): a send caught in flight. `next()` resolves once the next one has arrived,
+ * and rejects if none arrives within 5 s, so that a send that never comes fails the test at once.
  */
 async function holdingKinde (t: Test): Promise<{ url: string, next: () => Promise<(status: number) => void> }> {
   const arrived: Array<(response: ServerResponse) => void> = []
@@ -64,7 +65,10 @@ async function holdingKinde (t: Test): Promise<{ url: string, next: () => Promis
   }
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    next: async () => answer(held.shift() ?? await new Promise<ServerResponse>(resolve => arrived.push(resolve)))
+    next: async () => answer(held.shift() ?? await new Promise<ServerResponse>((resolve, reject) => {
+      const deadline = setTimeout(() => { reject(new Error('no meter usage request arrived within 5 s')) }, 5_000)
+      arrived.push(response => { clearTimeout(deadline); resolve(response) })
+    }))
   }
 }
 
@@ -198,7 +202,7 @@ t.test('a record is journaled in flight once, before its first send: a process k
   const held = await holdingKinde(t)
   const sender = new Metering({
     domain: held.url, clientId: 'stand-in-id', clientSecret: 'stand-in-secret', flushInterval: 3_600_000, retry: { baseDelay: 1, maxDelay: 5 },
-    ambiguous: 'drop', journal: { dir: join(dir, 'live') }, logger: memoryLogger().logger
+    shutdownTimeout: 20, ambiguous: 'drop', journal: { dir: join(dir, 'live') }, logger: memoryLogger().logger
   })
   t.teardown(() => sender.close())
   await sender.ready()
@@ -208,7 +212,7 @@ t.test('a record is journaled in flight once, before its first send: a process k
   await leaveAsDead(join(dir, 'live'), join(dir, 'first'))
   // Recorded during the send, in the same pair: not in flight, and on disk before the retry.
   // A deadline for the watch: if the batch timer never writes, the test fails instead of hanging.
-  const changes = watch(join(dir, 'live'), { signal: AbortSignal.timeout(10_000) })
+  const changes = watch(join(dir, 'live'), { signal: AbortSignal.timeout(5_000) })
   sender.record({ agreementId: 'agr_1' }, 'searches', 1)
   for await (const _ of changes) if ((await onDisk(join(dir, 'live'))).agr_1 === '5') break
   answerFirst(503)
