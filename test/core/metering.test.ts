@@ -2,11 +2,14 @@
  * The Metering facade as its users meet it: what a store of one's own reports through the context
  * the core lends it reaches `stats()`, the log and `onDrop`, as the core's own drops do; an early
  * flush starts when `set()` (as `record()`) fills the room, and only then; `summary()` names where
- * usage is kept; after `close()` nothing more is recorded.
+ * usage is kept; after `close()` nothing more is recorded; with a journal, the `ambiguous` policy
+ * decides what becomes of usage a killed process had in flight; a refusal without an origin logs
+ * an empty one.
  */
 import t from 'tap'
 import { MemoryStore, RefKind, type DroppedRecord, type StoreContext } from '../../lib/index.js'
 import { coreOn, emulator, flushWatch, memoryLogger } from '../fixtures.js'
+import { deadJournal } from './journal/children.js'
 
 /** A store of one's own that keeps the context the core lends it, as a shared store does to report what it cannot deliver. */
 class ReportingStore extends MemoryStore {
@@ -96,4 +99,33 @@ t.test('below maxPendingPairs, record() and set() start no flush of their own: a
   t.equal((await core.flush()).sent, 2)
   t.same(kinde.records.map(record => [record.billing_feature_code, record.meter_value]).sort(), [['searches', '2'], ['seats', '2']],
     'one record per pair, sent by the flush asked for')
+})
+
+t.test('with a journal and the default ambiguous: retry, usage a killed process had in flight is sent again, not reported dropped', async t => {
+  const dir = t.testdir()
+  await deadJournal(t, dir, [
+    { append: [[0, 'agr_1', 'searches', 4_000_000, 1000]] },
+    { take: [[0, 'agr_1', 'searches', 4_000_000, 1000]] },
+    // Being sent when the process was killed: Kinde may or may not have applied it.
+    { send: [0] }
+  ])
+  const kinde = await emulator(t)
+  const dropped: string[] = []
+  const core = coreOn(t, kinde, { journal: { dir }, onDrop: (_, reason) => { dropped.push(reason) } })
+  await core.ready()
+  t.match(core.stats(), { pending: { pairs: 1, units: '4' }, journal: { recovered: { ambiguous: { records: 1, units: '4' } } } },
+    'counted as ambiguous, and pending')
+  t.equal((await core.flush()).sent, 1)
+  t.equal(kinde.usage('agr_1', 'searches'), '4', 'sent again')
+  t.same(dropped, [], 'nothing handed to onDrop')
+  t.same(core.stats().dropped.ambiguous, { records: 0, units: '0' })
+})
+
+t.test('record() and set() called without an origin log a refusal with an empty origin', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger } = memoryLogger()
+  const core = coreOn(t, kinde, { logger })
+  t.equal(core.record({ agreementId: 'agr_1' }, 'searches', -1), false)
+  t.equal(core.set({ agreementId: 'agr_1' }, 'seats', -1), false)
+  t.strictSame(entries.filter(entry => entry.level === 'warn').map(entry => entry.obj), [{ origin: '', feature: 'searches' }, { origin: '', feature: 'seats' }])
 })

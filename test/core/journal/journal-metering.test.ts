@@ -1,13 +1,19 @@
 /**
- * The journal through the core and the Fastify plugin, against the emulator over HTTP.
+ * The journal through the core and the Fastify plugin, against the emulator over HTTP; and, with
+ * a loopback Kinde that holds sends, what a process killed in the middle of one leaves.
  */
 import t from 'tap'
-import { readdir, readFile, watch } from 'node:fs/promises'
+import { spawnSync } from 'node:child_process'
+import { copyFile, readdir, readFile, watch, writeFile } from 'node:fs/promises'
+import { createServer, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Metering, type DroppedRecord, type UsageStore } from '../../../lib/index.js'
 import { decodeJournal, JournalState } from '../../../lib/core/journal/format.js'
 import { emulator, meteredApp, memoryLogger, pluginOptions } from '../../fixtures.js'
 import { deadJournal } from './children.js'
+import { accepted, json, tokenAnswer } from '../kinde/stand-in.js'
 import type { KindeEmulator } from '../../../lib/testing.js'
 import type { Test } from 'tap'
 
@@ -25,6 +31,45 @@ async function onDisk (dir: string): Promise<Record<string, string>> {
   const state = new JournalState()
   for (const line of decodeJournal(await readFile(join(dir, name), 'utf8')).lines) state.apply(line)
   return Object.fromEntries(state.split(false).pending.map(entry => [entry.id, String(Number(entry.micros) / 1e6)]))
+}
+
+/** Copies the journal in `from` into `to` as the journal of a process that has died: what a kill at this moment leaves. */
+async function leaveAsDead (from: string, to: string): Promise<void> {
+  const pid = spawnSync(process.execPath, ['-e', '']).pid!
+  const name = (await readdir(from)).find(file => file.endsWith('.journal'))!
+  await copyFile(join(from, name), join(to, `${pid}-0000dead.journal`))
+  await writeFile(join(to, `${pid}-0000dead.lock`), JSON.stringify({ pid, host: hostname(), id: `${pid}-0000dead` }))
+}
+
+/**
+ * A Kinde on loopback that holds each meter usage request until the test answers it (tokens are
+ * answered at once): a send caught in flight. `next()` resolves once the next one has arrived,
+ * and rejects if none arrives within 5 s, so that a send that never comes fails the test at once.
+ */
+async function holdingKinde (t: Test): Promise<{ url: string, next: () => Promise<(status: number) => void> }> {
+  const arrived: Array<(response: ServerResponse) => void> = []
+  const held: ServerResponse[] = []
+  const server = createServer((request, response) => {
+    request.resume().on('end', () => {
+      if (request.url === '/oauth2/token') return response.writeHead(tokenAnswer.status, tokenAnswer.headers).end(tokenAnswer.body)
+      const waiter = arrived.shift()
+      if (waiter === undefined) held.push(response)
+      else waiter(response)
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>(resolve => { server.closeAllConnections(); server.close(() => resolve()) }))
+  const answer = (response: ServerResponse) => (status: number): void => {
+    const body = status === 200 ? accepted.body : '{"errors":[{"code":"SERVICE_UNAVAILABLE","message":"Service unavailable"}]}'
+    response.writeHead(status, json).end(body)
+  }
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    next: async () => answer(held.shift() ?? await new Promise<ServerResponse>((resolve, reject) => {
+      const deadline = setTimeout(() => { reject(new Error('no meter usage request arrived within 5 s')) }, 5_000)
+      arrived.push(response => { clearTimeout(deadline); resolve(response) })
+    }))
+  }
 }
 
 t.test('a server started on the directory of one that was killed delivers the usage it left, once', async t => {
@@ -149,5 +194,44 @@ t.test('invalid journal options fail registration with an InvalidOptionError nam
   ] as const) {
     await t.rejects(meteredApp(t, kinde, { journal: journal as any, store: store as UsageStore | undefined }),
       { name: 'InvalidOptionError', code: 'KINDE_METERING_INVALID_OPTION', option })
+  }
+})
+
+t.test('a record is journaled in flight once, before its first send: a process killed during that send or its retry leaves just that usage ambiguous', async t => {
+  const dir = t.testdir({ live: {}, first: {}, retry: {} })
+  const held = await holdingKinde(t)
+  const sender = new Metering({
+    domain: held.url, clientId: 'stand-in-id', clientSecret: 'stand-in-secret', flushInterval: 3_600_000, retry: { baseDelay: 1, maxDelay: 5 },
+    shutdownTimeout: 20, ambiguous: 'drop', journal: { dir: join(dir, 'live') }, logger: memoryLogger().logger
+  })
+  t.teardown(() => sender.close())
+  await sender.ready()
+  sender.record({ agreementId: 'agr_1' }, 'searches', 4)
+  const flushing = sender.flush()
+  const answerFirst = await held.next()
+  await leaveAsDead(join(dir, 'live'), join(dir, 'first'))
+  // Recorded during the send, in the same pair: not in flight, and on disk before the retry.
+  // A deadline for the watch: if the batch timer never writes, the test fails instead of hanging.
+  const changes = watch(join(dir, 'live'), { signal: AbortSignal.timeout(5_000) })
+  sender.record({ agreementId: 'agr_1' }, 'searches', 1)
+  for await (const _ of changes) if ((await onDisk(join(dir, 'live'))).agr_1 === '5') break
+  answerFirst(503)
+  const answerRetry = await held.next()
+  await leaveAsDead(join(dir, 'live'), join(dir, 'retry'))
+  answerRetry(200)
+  t.equal((await flushing).sent, 1)
+  // What was recorded during the send is delivered now, so close() at teardown has nothing to wait for.
+  const flushingRest = sender.flush()
+  const answerRest = await held.next()
+  answerRest(200)
+  t.equal((await flushingRest).sent, 1)
+
+  const kinde = await emulator(t)
+  for (const [killed, ambiguous, pending] of [['first', '4', { pairs: 0, units: '0' }], ['retry', '4', { pairs: 1, units: '1' }]] as const) {
+    const drops: Array<[DroppedRecord[], string]> = []
+    const next = core(t, kinde, join(dir, killed), { ambiguous: 'drop', onDrop: (records: DroppedRecord[], reason: string) => { drops.push([records, reason]) } })
+    await next.ready()
+    t.match(drops, [[[{ customer: { agreementId: 'agr_1' }, value: ambiguous }], 'ambiguous']], `killed during the ${killed} send: what was being sent is ambiguous`)
+    t.same(next.stats().pending, pending, `killed during the ${killed} send: what was recorded meanwhile is pending`)
   }
 })
