@@ -173,11 +173,10 @@ function classifyFailure (error: unknown): SendOutcome {
 
 /** Milliseconds Kinde asked us to wait: `RateLimit-Reset` (seconds), else `Retry-After` (seconds or a date). */
 function waitFrom (headers: Record<string, string>): number | undefined {
-  // An absent header reads as NaN, which is not finite.
+  // An absent header reads as NaN, which is neither finite nor a date: it asks for no wait.
   const reset = Number(headers['ratelimit-reset'])
   if (Number.isFinite(reset) && reset >= 0) return reset * 1000
   const retryAfter = headers['retry-after']
-  if (retryAfter === undefined) return undefined
   const seconds = Number(retryAfter)
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000)
   const date = Date.parse(retryAfter)

@@ -18,6 +18,16 @@ t.test('a meter usage send is a JSON POST that declares its type and length and 
   t.match(JSON.parse(send.body), { customer_agreement_id: 'agr_1', billing_feature_code: 'searches', meter_value: '1.5', meter_type_code: 'delta' })
 })
 
+t.test('a look-up is a GET with the bearer token that asks for JSON and, sending no body, declares no content type', async t => {
+  const kinde = await standIn(t, request => request.url.startsWith('/api/v1/user?') ? { status: 404, body: '' } : undefined)
+  const core = coreOnStandIn(t, kinde.url)
+  core.record({ userId: 'kp_ada' }, 'searches', 1)
+  t.match(await core.flush(), { dropped: 1 })
+  const lookUp = kinde.received.find(request => request.url.startsWith('/api/v1/user?'))!
+  t.match(lookUp, { method: 'GET', body: '', headers: { authorization: 'Bearer stand-in-token', accept: 'application/json' } })
+  t.equal(lookUp.headers['content-type'], undefined, 'no JSON body is claimed')
+})
+
 t.test('an answer of 300 is no delivery: Kinde may or may not have applied it, and the usage is retried', async t => {
   let answered = 0
   const kinde = await standIn(t, request => request.url === '/oauth2/token' || answered++ > 0 ? undefined : { status: 300, body: '' })
@@ -26,6 +36,35 @@ t.test('an answer of 300 is no delivery: Kinde may or may not have applied it, a
   t.match(await core.flush(), { sent: 1, pending: 0 })
   t.equal(core.stats().failures.ambiguous, 1, 'counted as ambiguous, not as sent')
   t.equal(kinde.received.filter(request => request.method === 'POST' && request.url !== '/oauth2/token').length, 2, 'sent again after the 300')
+})
+
+t.test('RateLimit-Reset wins over Retry-After, also when it says 0: the retry goes at once', async t => {
+  const kinde = await emulator(t)
+  const core = coreOn(t, kinde)
+  kinde.fault({ kind: 'status', status: 429, rateLimitReset: 0, retryAfter: 3_600 })
+  core.record({ agreementId: 'agr_1' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 1, pending: 0 }, 'not held for the hour Retry-After asked')
+  t.equal(kinde.usage('agr_1', 'searches'), '1')
+})
+
+t.test('a RateLimit-Reset that is no count of seconds to wait (negative, infinite) is passed over for Retry-After', async t => {
+  // The flush's slot is an hour: a wait of two hours keeps the record pending, a wait of 0 lets it go again at once.
+  const cases = [
+    { reset: '-1', retryAfter: '7200', outcome: { sent: 0, pending: 1 } },
+    { reset: 'Infinity', retryAfter: '0', outcome: { sent: 1, pending: 0 } }
+  ]
+  for (const { reset, retryAfter, outcome } of cases) {
+    t.test(`RateLimit-Reset ${reset}, Retry-After ${retryAfter}`, async t => {
+      let sends = 0
+      const kinde = await standIn(t, request => request.url === '/api/v1/billing/meter_usage' && sends++ === 0
+        ? { status: 429, headers: { ...json, 'ratelimit-reset': reset, 'retry-after': retryAfter }, body: '{"errors":[{"code":"THROTTLED"}]}' }
+        : undefined)
+      const core = coreOnStandIn(t, kinde.url)
+      core.record({ agreementId: 'agr_1' }, 'searches', 1)
+      t.match(await core.flush(), outcome)
+      t.equal(core.stats().failures.notApplied, 1)
+    })
+  }
 })
 
 t.test('a 503 with Retry-After in seconds holds the retry for that long', async t => {
@@ -37,15 +76,6 @@ t.test('a 503 with Retry-After in seconds holds the retry for that long', async 
   t.match(outcome, { sent: 1 })
   t.ok(outcome.durationMs >= 1_000, `the retry waited out the second asked for (${outcome.durationMs} ms)`)
   t.equal(kinde.calls.meter_usage, 2)
-})
-
-t.test('RateLimit-Reset wins over Retry-After, also when it says 0: the retry goes at once', async t => {
-  const kinde = await emulator(t)
-  const core = coreOn(t, kinde)
-  kinde.fault({ kind: 'status', status: 429, rateLimitReset: 0, retryAfter: 3_600 })
-  core.record({ agreementId: 'agr_1' }, 'searches', 1)
-  t.match(await core.flush(), { sent: 1, pending: 0 }, 'not held for the hour Retry-After asked')
-  t.equal(kinde.usage('agr_1', 'searches'), '1')
 })
 
 t.test('a look-up Kinde fails names itself in the warning: user, organization or agreements', async t => {
