@@ -174,13 +174,18 @@ function classifyFailure (error: unknown): SendOutcome {
 /** Milliseconds Kinde asked us to wait: `RateLimit-Reset` (seconds), else `Retry-After` (seconds or a date). */
 function waitFrom (headers: Record<string, string>): number | undefined {
   // An absent header reads as NaN, which is neither finite nor a date: it asks for no wait.
-  const reset = Number(headers['ratelimit-reset'])
+  const reset = secondsIn(headers['ratelimit-reset'])
   if (Number.isFinite(reset) && reset >= 0) return reset * 1000
   const retryAfter = headers['retry-after']
-  const seconds = Number(retryAfter)
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000)
+  const delay = secondsIn(retryAfter)
+  if (Number.isFinite(delay)) return Math.max(0, delay * 1000)
   const date = Date.parse(retryAfter)
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
+}
+
+/** A header's count of seconds; NaN when it has none, as `Number` would read an empty one as 0, no wait. */
+function secondsIn (header: string | undefined): number {
+  return header === undefined || header.trim() === '' ? Number.NaN : Number(header)
 }
 
 function stringOrNull (value: unknown): string | null {

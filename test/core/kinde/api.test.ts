@@ -47,9 +47,10 @@ t.test('RateLimit-Reset wins over Retry-After, also when it says 0: the retry go
   t.equal(kinde.usage('agr_1', 'searches'), '1')
 })
 
-t.test('a RateLimit-Reset that is no count of seconds to wait (negative, infinite) is passed over for Retry-After', async t => {
+t.test('a RateLimit-Reset that is no count of seconds to wait (empty, negative, infinite) is passed over for Retry-After', async t => {
   // The flush's slot is an hour: a wait of two hours keeps the record pending, a wait of 0 lets it go again at once.
   const cases = [
+    { reset: '', retryAfter: '7200', outcome: { sent: 0, pending: 1 } },
     { reset: '-1', retryAfter: '7200', outcome: { sent: 0, pending: 1 } },
     { reset: 'Infinity', retryAfter: '0', outcome: { sent: 1, pending: 0 } }
   ]
