@@ -108,6 +108,20 @@ t.test('at maxPendingPairs an early flush starts each time the room fills, not o
   t.equal(kinde.usage('agr_4', 'searches'), '1')
 })
 
+t.test('records that overflow in one request start one early flush, not one each', async t => {
+  const kinde = await emulator(t)
+  const { entries, logger, flushed } = flushWatch()
+  const core = coreOn(t, kinde, { maxPendingPairs: 1, logger })
+  const early = flushed()
+  for (let i = 1; i <= 3; i++) core.record({ agreementId: `agr_${i}` }, 'searches', 1)
+  t.match(await early, { sent: 1 })
+  // A second flush started by the same request would have ended by now: without a journal, one
+  // with nothing to send waits on no I/O.
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(entries.filter(entry => entry.msg === 'kinde-metering: flush').length, 1, 'one flush')
+  t.match(core.stats(), { lastFlush: { sent: 1 }, dropped: { overflow: { records: 2 } } }, 'stats() shows the early flush and the two pairs it had no room for')
+})
+
 t.test('a flush reports when it started and how long it took, within the time measured around it', async t => {
   const kinde = await emulator(t)
   const core = coreOn(t, kinde)
@@ -119,6 +133,7 @@ t.test('a flush reports when it started and how long it took, within the time me
   t.ok(outcome.startedAt >= before && outcome.startedAt <= after, 'started within the call')
   t.ok(outcome.durationMs >= 30 && outcome.durationMs <= after - before, `${outcome.durationMs} ms: at least Kinde's 30 ms, at most the call's ${after - before} ms`)
   t.same(core.stats().lastFlush, outcome)
+  t.notOk('error' in outcome, 'a flush that failed nothing carries no error')
 })
 
 t.test('a close pauses only after flushes that delivered nothing: after one that delivered, the next starts at once', async t => {
