@@ -5,7 +5,9 @@
  * One file: `npx stryker run --mutate lib/core/usage/decimal.ts`.
  */
 export default {
-  testRunner: 'tap',
+  // The tap runner, trying the test written for the mutated file first (scripts/mutation-runner.mjs).
+  testRunner: 'tap-ordered',
+  plugins: ['@stryker-mutator/*', './scripts/mutation-runner.mjs'],
   tap: {
     // The tests of the core and of what drives it on the request path. Left out, so that a full run
     // takes about 100 minutes on 2 cores rather than three hours or more: test/project/ (the
