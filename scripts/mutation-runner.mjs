@@ -23,9 +23,10 @@ class OrderedTapRunner {
   async dryRun (options) { return await this.#tap.dryRun(options) }
 
   async mutantRun (options) {
-    const { testFilter, activeMutant } = options
+    const { testFilter, sandboxFileName } = options
     if (testFilter === undefined) return await this.#tap.mutantRun(options)
-    return await this.#tap.mutantRun({ ...options, testFilter: orderTests(testFilter, activeMutant.fileName, process.cwd()) })
+    // The mutant's own fileName is the project's file, outside the sandbox the tests run in.
+    return await this.#tap.mutantRun({ ...options, testFilter: orderTests(testFilter, sandboxFileName, process.cwd()) })
   }
 }
 
