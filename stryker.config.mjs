@@ -10,7 +10,7 @@ export default {
   plugins: ['@stryker-mutator/*', './scripts/mutation-runner.mjs'],
   tap: {
     // The tests of the core and of what drives it on the request path. Left out, so that a full run
-    // takes about 100 minutes on 2 cores rather than three hours or more: test/project/ (the
+    // takes about an hour on 2 cores rather than several: test/project/ (the
     // package as a whole: built dist/, types, README, bench; no mutant loads there, and Stryker's
     // sandbox has no dist/), test/cli/ and test/redis/ (other entry points; each covers most of the
     // core, so every surviving core mutant would rerun them), the two crash tests (they run lib/ in
