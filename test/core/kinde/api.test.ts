@@ -163,3 +163,16 @@ t.test('a user whose billing customer id is empty has none: no agreements are lo
   t.same(drops, ['no_agreement'])
   t.equal(kinde.calls.agreements, 0)
 })
+
+t.test('an agreements answer that lists one without the feature first bills the one that includes it', async t => {
+  // Kinde filters by feature_code; were an answer to list others too, the usage must not go to the first listed.
+  const agreement = (id: string, feature: string): object => ({ id, plan_code: 'pro', expires_on: null, billing_group_id: 'bg_1', entitlements: [{ feature_code: feature, entitlement_id: `ent_${id}` }] })
+  const kinde = await standIn(t, request => request.url.startsWith('/api/v1/billing/agreements')
+    ? { status: 200, headers: json, body: JSON.stringify({ code: 'OK', message: 'Success', has_more: false, agreements: [agreement('agr_renders', 'renders'), agreement('agr_searches', 'searches')] }) }
+    : undefined)
+  const core = coreOnStandIn(t, kinde.url)
+  core.record({ customerId: 'cus_1' }, 'searches', 1)
+  t.match(await core.flush(), { sent: 1 })
+  const sends = kinde.received.filter(request => request.url === '/api/v1/billing/meter_usage')
+  t.same(sends.map(send => JSON.parse(send.body).customer_agreement_id), ['agr_searches'])
+})
