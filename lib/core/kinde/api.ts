@@ -183,9 +183,12 @@ function waitFrom (headers: Record<string, string>): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
 }
 
-/** A header's count of seconds; NaN when it has none, as `Number` would read an empty one as 0, no wait. */
+/**
+ * A header's count of seconds; NaN when it has none (absent reads as NaN already; `Number` would
+ * read an empty one as 0, no wait). Node's parser strips the spaces around a value: a blank one is ''.
+ */
 function secondsIn (header: string | undefined): number {
-  return header === undefined || header.trim() === '' ? Number.NaN : Number(header)
+  return header === '' ? Number.NaN : Number(header)
 }
 
 function stringOrNull (value: unknown): string | null {
